@@ -1,0 +1,228 @@
+"""Feature extractors ("backbones"): turn BGR frames into one feature vector each.
+
+- ``colour``: HSV colour histograms of the whole frame, no download, no TensorFlow.
+- ``colour+hog``: the same plus a HOG shape descriptor from scikit-image.
+- ``vgg16``, ``mobilenet_v2``, ``efficientnet_b0``: ``keras.applications`` with ImageNet weights
+  (downloaded and cached by Keras on first use), global-average pooled.
+- a path to a ``.keras`` model taking RGB 0–255 pixels at its own input size.
+
+Each backbone applies its own preprocessing, so callers always pass OpenCV's BGR uint8 frames.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator, Protocol, Sequence
+
+import cv2
+import numpy as np
+
+from .errors import ScreentimeError, UsageError
+
+APPLICATIONS: dict[str, dict[str, Any]] = {
+    "vgg16": {"module": "vgg16", "cls": "VGG16", "size": 224,
+              "preprocessing": "keras.applications.vgg16.preprocess_input: RGB->BGR, ImageNet mean subtracted"},
+    "mobilenet_v2": {"module": "mobilenet_v2", "cls": "MobileNetV2", "size": 224,
+                     "preprocessing": "keras.applications.mobilenet_v2.preprocess_input: RGB scaled to [-1, 1]"},
+    "efficientnet_b0": {"module": "efficientnet", "cls": "EfficientNetB0", "size": 224,
+                        "preprocessing": "keras.applications.efficientnet.preprocess_input: RGB 0-255 (rescaling inside the model)"},
+}
+CLASSICAL = ("colour", "colour+hog")
+BACKBONE_CHOICES = (*CLASSICAL, *APPLICATIONS, "PATH.keras")
+
+
+class Backbone(Protocol):
+    """Anything that maps a batch of BGR uint8 frames to a (batch, features) float32 array."""
+
+    spec: dict[str, Any]
+
+    def features(self, images: Sequence[np.ndarray]) -> np.ndarray: ...
+
+
+@contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Silence what native libraries write straight to file descriptor 2 (not with SCREENTIME_DEBUG=1)."""
+    if os.environ.get("SCREENTIME_DEBUG"):
+        yield
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+def keras_module():
+    """Import Keras on the TensorFlow backend, with TensorFlow's start-up chatter silenced."""
+    if "keras" not in sys.modules:
+        os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        with native_stderr_silenced():
+            import tensorflow as tf
+
+            tf.config.list_physical_devices("GPU")  # CUDA probing logs here, not mid-run
+    import keras
+
+    return keras
+
+
+def keras_cache_dir() -> Path:
+    """Where Keras caches downloaded weights (``$KERAS_HOME/models`` or ``~/.keras/models``)."""
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"
+
+
+class ColourBackbone:
+    """Colour statistics of the whole frame: a 32x8 hue x saturation histogram and an 8-bin value one.
+
+    Hue and saturation describe a character's paint whatever the lighting; the whole-frame
+    histogram does not care where on screen the character stands.
+    """
+
+    def __init__(self, hog: bool = False, width: int = 160):
+        self.hog = hog
+        self.width = width
+        self.spec = {"kind": "classical", "name": "colour+hog" if hog else "colour", "input_size": width,
+                     "preprocessing": f"BGR resized to {width} px wide (INTER_AREA), HSV histograms, square-rooted"
+                                      + ("; HOG of 64x64 grey" if hog else "")}
+
+    def _one(self, image: np.ndarray) -> np.ndarray:
+        h, w = image.shape[:2]
+        small = cv2.resize(image, (self.width, max(1, round(h * self.width / w))), interpolation=cv2.INTER_AREA)
+        hsv = cv2.cvtColor(small, cv2.COLOR_BGR2HSV)
+        parts = [cv2.calcHist([hsv], [0, 1], None, [32, 8], [0, 180, 0, 256]).ravel(),
+                 cv2.calcHist([hsv], [2], None, [8], [0, 256]).ravel()]
+        feats = [np.sqrt(p / max(p.sum(), 1.0)) for p in parts]
+        if self.hog:
+            from skimage.feature import hog
+
+            grey = cv2.resize(cv2.cvtColor(small, cv2.COLOR_BGR2GRAY), (64, 64), interpolation=cv2.INTER_AREA)
+            feats.append(hog(grey, orientations=9, pixels_per_cell=(16, 16), cells_per_block=(2, 2)))
+        return np.concatenate(feats).astype(np.float32)
+
+    def features(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        return np.stack([self._one(im) for im in images])
+
+
+class KerasBackbone:
+    """A Keras image model used as a feature extractor; spatial outputs are global-average pooled."""
+
+    def __init__(self, model: Any, preprocess: Callable[[np.ndarray], np.ndarray], spec: dict[str, Any]):
+        self.model = model
+        self.preprocess = preprocess
+        self.size = int(spec["input_size"])
+        self.spec = spec
+
+    def features(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        batch = np.stack([
+            cv2.cvtColor(cv2.resize(im, (self.size, self.size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+            for im in images
+        ]).astype(np.float32)
+        out = np.asarray(self.model.predict_on_batch(self.preprocess(batch)))
+        if out.ndim > 2:
+            out = out.mean(axis=tuple(range(1, out.ndim - 1)))
+        return out.astype(np.float32)
+
+    def save(self, path: Path) -> None:
+        """Save the backbone network itself (used when its weights are not re-downloadable)."""
+        self.model.save(path)
+
+
+def _missing_weights_error(name: str, exc: Exception) -> ScreentimeError:
+    url = re.search(r"https?://\S+?\.h5", str(exc))
+    fname = url.group(0).rsplit("/", 1)[-1] if url else f"the {name} weights file"
+    source = f" (from {url.group(0)})" if url else ""
+    return ScreentimeError(
+        f"cannot download ImageNet weights for {name} (offline?): put {fname}{source} in {keras_cache_dir()}/, "
+        f"or pass --weights PATH, or use --backbone colour or a .keras file"
+    )
+
+
+def application_backbone(name: str, weights: str | None = "imagenet", input_size: int | None = None) -> KerasBackbone:
+    """A ``keras.applications`` backbone; ``weights`` is ``imagenet``, ``None`` (random) or a file path."""
+    if name not in APPLICATIONS:
+        raise UsageError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONE_CHOICES)}")
+    meta = APPLICATIONS[name]
+    keras = keras_module()
+    module = getattr(keras.applications, meta["module"])
+    size = int(input_size or meta["size"])
+    if weights not in (None, "imagenet") and not Path(weights).is_file():
+        raise ScreentimeError(f"weights file {weights} does not exist; check the --weights path")
+    try:
+        model = getattr(keras.applications, meta["cls"])(
+            include_top=False, weights=weights, pooling="avg", input_shape=(size, size, 3))
+    except ValueError as exc:
+        raise ScreentimeError(f"cannot build {name} with input size {size} and weights {weights}: {exc}") from exc
+    except Exception as exc:  # Keras raises a bare Exception when the download fails
+        if "URL fetch failure" in str(exc) or isinstance(exc, OSError):
+            raise _missing_weights_error(name, exc) from exc
+        raise
+    spec = {"kind": "application", "name": name, "weights": weights or "none", "input_size": size,
+            "preprocessing": meta["preprocessing"]}
+    return KerasBackbone(model, module.preprocess_input, spec)
+
+
+def file_backbone(path: str | os.PathLike) -> KerasBackbone:
+    """A saved ``.keras`` model whose input is RGB pixels 0–255 at its own (square) input size."""
+    p = Path(path)
+    if not p.is_file():
+        raise ScreentimeError(f"backbone file {p} does not exist; check the path of the .keras model")
+    keras = keras_module()
+    try:
+        model = keras.models.load_model(p, compile=False)
+    except Exception as exc:
+        raise ScreentimeError(f"{p} is not a Keras model file this Keras can load ({exc.__class__.__name__}); "
+                              "save it with model.save('NAME.keras')") from exc
+    shape = model.input_shape
+    if isinstance(shape, list):
+        raise ScreentimeError(f"{p} has several inputs; a backbone takes one batch of RGB images")
+    if len(shape) != 4 or shape[-1] != 3 or shape[1] is None or shape[1] != shape[2]:
+        raise ScreentimeError(f"{p} takes input {shape}; a backbone must take square RGB images (None, S, S, 3)")
+    spec = {"kind": "file", "name": p.name, "input_size": int(shape[1]),
+            "preprocessing": "RGB 0-255 float32 (any further preprocessing is inside the model)"}
+    return KerasBackbone(model, lambda x: x, spec)
+
+
+def load_backbone(name: str, *, weights: str | None = "imagenet", input_size: int | None = None) -> Backbone:
+    """The backbone called ``name`` (see the module docstring), ready to extract features."""
+    key = str(name).strip()
+    if key.lower() in ("colour", "color"):
+        return ColourBackbone()
+    if key.lower() in ("colour+hog", "color+hog"):
+        return ColourBackbone(hog=True)
+    if key.lower() in APPLICATIONS:
+        return application_backbone(key.lower(), weights, input_size)
+    if key.endswith(".keras") or Path(key).exists():
+        return file_backbone(key)
+    raise UsageError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONE_CHOICES)}")
+
+
+def save_backbone(backbone: Backbone, model_dir: Path) -> dict[str, Any]:
+    """Store what a model folder needs to rebuild ``backbone``; returns the spec to record."""
+    spec = dict(backbone.spec)
+    if spec["kind"] == "file" or (spec["kind"] == "application" and spec["weights"] != "imagenet"):
+        assert isinstance(backbone, KerasBackbone)
+        backbone.save(model_dir / "backbone.keras")
+        spec["file"] = "backbone.keras"
+    return spec
+
+
+def backbone_from_spec(spec: dict[str, Any], model_dir: Path) -> Backbone:
+    """Rebuild the backbone recorded in a model folder."""
+    if spec["kind"] == "classical":
+        return ColourBackbone(hog=spec["name"] == "colour+hog")
+    if "file" in spec:
+        loaded = file_backbone(model_dir / spec["file"])
+        if spec["kind"] == "application":
+            module = getattr(keras_module().applications, APPLICATIONS[spec["name"]]["module"])
+            loaded.preprocess = module.preprocess_input
+        loaded.spec = dict(spec)
+        return loaded
+    return application_backbone(spec["name"], spec.get("weights", "imagenet"), spec["input_size"])

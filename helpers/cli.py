@@ -1,0 +1,141 @@
+"""The ``screentime`` command line. Every failure is one line on stderr; ``--debug`` shows tracebacks."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Sequence
+
+from . import __version__
+from .backbones import BACKBONE_CHOICES
+from .errors import ScreentimeError, UsageError
+from .heads import HEADS
+from .progress import log, set_quiet
+from .video import parse_fps
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit status 2
+        raise UsageError(f"{message} (see: {self.prog} --help)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--quiet", action="store_true", help="no progress bars or notes")
+    common.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+
+    parser = _Parser(prog="screentime", description="Measure how long each character is on screen in a video.",
+                     parents=[common])
+    parser.add_argument("--version", action="version", version=f"screentime {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("extract", parents=[common], help="write sampled frames as JPEG files plus frames.csv")
+    p.add_argument("video")
+    p.add_argument("--out", required=True, help="folder for frame0.jpg, frame1.jpg, ... and frames.csv")
+    p.add_argument("--fps", default="1", help="frames per second to keep, or 'all' (default 1)")
+
+    p = sub.add_parser("train", parents=[common], help="learn the characters from labelled frames")
+    p.add_argument("--video", required=True)
+    p.add_argument("--labels", required=True, help="frame,time_s,label CSV or the tutorial's Image_ID,Class mapping.csv")
+    p.add_argument("--out", required=True, help="model folder to write")
+    p.add_argument("--backbone", default="colour", help=f"one of {', '.join(BACKBONE_CHOICES)} (default colour)")
+    p.add_argument("--classes", help="names of the integer classes of a mapping.csv, in order (default none,jerry,tom)")
+    p.add_argument("--frames", help="frames.csv from screentime extract, to read Image_IDs (default: beside the labels)")
+    p.add_argument("--head", default="logistic", choices=HEADS, help="classifier on the features (default logistic)")
+    p.add_argument("--weights", default="imagenet",
+                   help="keras.applications weights: imagenet (default), none (random, for tests) or a .h5 path")
+    p.add_argument("--input-size", type=int, help="input size for keras.applications backbones (default 224)")
+    p.add_argument("--epochs", type=int, help="epochs for the mlp head")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("predict", parents=[common], help="screen time of each character in a video")
+    p.add_argument("video")
+    p.add_argument("--model", required=True, help="model folder written by screentime train")
+    p.add_argument("--out", required=True, help="folder for predictions.csv, screentime.csv, segments.csv")
+    p.add_argument("--fps", default="1", help="frames per second to classify, or 'all' (default 1)")
+
+    p = sub.add_parser("evaluate", parents=[common], help="score predictions against ground truth")
+    p.add_argument("--predictions", required=True)
+    p.add_argument("--truth", required=True, help="frame and/or time_s, label CSV ('ignore' = not scored)")
+    p.add_argument("--json", help="also write the scores as JSON here")
+
+    p = sub.add_parser("demo", parents=[common], help="the whole pipeline on synthetic cartoons, offline")
+    p.add_argument("--out", default="data/demo")
+
+    p = sub.add_parser("generate", parents=[common], help="write a synthetic cartoon and its per-frame truth")
+    p.add_argument("video", help="output .mp4 or .avi")
+    p.add_argument("--seconds", type=float, default=60.0)
+    p.add_argument("--fps", type=float, default=25.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--truth", help="truth CSV to write (default: VIDEO with .truth.csv)")
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    from . import pipeline
+
+    if args.command == "extract":
+        table = pipeline.extract(args.video, args.out, parse_fps(args.fps))
+        print(f"wrote {len(table)} frames and frames.csv to {args.out}")
+    elif args.command == "train":
+        if args.input_size is not None and args.input_size < 32:
+            raise UsageError("--input-size must be at least 32")
+        classes = [c for c in args.classes.split(",")] if args.classes else None
+        weights = None if args.weights.lower() == "none" else args.weights
+        model = pipeline.train(args.video, args.labels, args.out, backbone=args.backbone, classes=classes,
+                               head=args.head, weights=weights, input_size=args.input_size,
+                               frames_csv=args.frames, epochs=args.epochs, seed=args.seed)
+        print(f"trained on {model.training['labelled_frames']} frames: {', '.join(model.characters)} -> {args.out}")
+    elif args.command == "predict":
+        result = pipeline.predict(args.video, args.model, args.out, parse_fps(args.fps))
+        print(result.screentime.to_string(index=False))
+        print(f"video {result.duration_s:.1f} s, {len(result.predictions)} frames classified -> {args.out}")
+    elif args.command == "evaluate":
+        from .evaluate import evaluate_files, format_report
+
+        print(format_report(evaluate_files(args.predictions, args.truth, args.json)))
+    elif args.command == "demo":
+        from .demo import format_demo, run_demo
+
+        print(format_demo(run_demo(args.out)))
+    elif args.command == "generate":
+        from pathlib import Path
+
+        from .fileio import write_csv
+        from .synthetic import make_cartoon
+
+        truth = make_cartoon(args.video, seconds=args.seconds, fps=args.fps, seed=args.seed)
+        truth_path = args.truth or str(Path(args.video).with_suffix(".truth.csv"))
+        write_csv(truth, truth_path)
+        print(f"wrote {args.video} ({len(truth)} frames) and {truth_path}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``screentime`` command; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    if debug:
+        os.environ["SCREENTIME_DEBUG"] = "1"
+        os.environ["OPENCV_FFMPEG_LOGLEVEL"] = "24"  # FFmpeg warnings
+    try:
+        args = build_parser().parse_args(argv)
+        set_quiet(args.quiet)
+        logging.basicConfig(format="screentime: %(message)s", level=logging.WARNING if args.quiet else logging.INFO)
+        return _run(args)
+    except ScreentimeError as exc:
+        if debug:
+            raise
+        print(f"screentime: error: {exc}", file=sys.stderr)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        print("screentime: interrupted; finished outputs are intact, unfinished ones were not written", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug or an unforeseen failure: still one line unless --debug
+        if debug:
+            raise
+        print(f"screentime: unexpected error: {exc.__class__.__name__}: {exc} (rerun with --debug for details)",
+              file=sys.stderr)
+        return 1

@@ -1,0 +1,157 @@
+"""Classifier heads on top of backbone features: one presence probability per character.
+
+- ``logistic`` (default): standardised features, one class-balanced logistic regression per
+  character (scikit-learn). Fast, stable with a few dozen labels.
+- ``mlp``: a Keras dense head (hidden layer, dropout, sigmoid outputs) trained with a
+  class-weighted binary cross-entropy, as the tutorial's "what worked" suggested.
+
+A frame can show several characters, so each character is its own yes/no decision.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .errors import ScreentimeError
+
+HEADS = ("logistic", "mlp")
+
+
+class Head(Protocol):
+    kind: str
+
+    def fit(self, X: np.ndarray, Y: np.ndarray) -> "Head": ...
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray: ...
+
+    def save(self, folder: Path) -> None: ...
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
+
+
+class _Standardiser:
+    def __init__(self, mean: np.ndarray | None = None, scale: np.ndarray | None = None):
+        self.mean, self.scale = mean, scale
+
+    def fit(self, X: np.ndarray) -> "_Standardiser":
+        self.mean = X.mean(axis=0)
+        std = X.std(axis=0)
+        self.scale = np.where(std > 1e-8, std, 1.0)
+        return self
+
+    def __call__(self, X: np.ndarray) -> np.ndarray:
+        return ((X - self.mean) / self.scale).astype(np.float32)
+
+
+class LogisticHead:
+    """One L2-regularised, class-balanced logistic regression per character."""
+
+    kind = "logistic"
+
+    def __init__(self, C: float = 0.1, seed: int = 0):
+        self.C, self.seed = C, seed
+        self.scaler = _Standardiser()
+        self.coef = self.intercept = None
+
+    def fit(self, X: np.ndarray, Y: np.ndarray) -> "LogisticHead":
+        from sklearn.linear_model import LogisticRegression
+
+        self.scaler.fit(X)
+        Xs = self.scaler(X)
+        coefs, intercepts = [], []
+        for j in range(Y.shape[1]):
+            clf = LogisticRegression(C=self.C, class_weight="balanced", max_iter=2000, random_state=self.seed)
+            clf.fit(Xs, Y[:, j])
+            coefs.append(clf.coef_[0])
+            intercepts.append(clf.intercept_[0])
+        self.coef, self.intercept = np.array(coefs, np.float32), np.array(intercepts, np.float32)
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return _sigmoid(self.scaler(X) @ self.coef.T + self.intercept)
+
+    def save(self, folder: Path) -> None:
+        np.savez(folder / "head.npz", mean=self.scaler.mean, scale=self.scaler.scale,
+                 coef=self.coef, intercept=self.intercept, C=self.C)
+
+    @classmethod
+    def load(cls, folder: Path) -> "LogisticHead":
+        with np.load(folder / "head.npz") as data:
+            head = cls(C=float(data["C"]))
+            head.scaler = _Standardiser(data["mean"], data["scale"])
+            head.coef, head.intercept = data["coef"], data["intercept"]
+        return head
+
+
+class MLPHead:
+    """Dense(hidden, relu) -> Dropout -> Dense(characters, sigmoid), positives weighted per character."""
+
+    kind = "mlp"
+
+    def __init__(self, hidden: int = 256, dropout: float = 0.5, epochs: int = 60, seed: int = 0):
+        self.hidden, self.dropout, self.epochs, self.seed = hidden, dropout, epochs, seed
+        self.scaler = _Standardiser()
+        self.model = None
+        self.history: dict[str, list[float]] = {}
+
+    def fit(self, X: np.ndarray, Y: np.ndarray) -> "MLPHead":
+        from .backbones import keras_module
+
+        keras = keras_module()
+        ops = keras.ops
+        keras.utils.set_random_seed(self.seed)
+        self.scaler.fit(X)
+        positives = Y.mean(axis=0).clip(1e-3, 1 - 1e-3)
+        pos_weight = ((1 - positives) / positives).astype(np.float32)
+
+        def weighted_bce(y_true, y_pred):
+            y_pred = ops.clip(y_pred, 1e-7, 1 - 1e-7)
+            loss = -(pos_weight * y_true * ops.log(y_pred) + (1 - y_true) * ops.log(1 - y_pred))
+            return ops.mean(loss, axis=-1)
+
+        self.model = keras.Sequential([
+            keras.Input((X.shape[1],)),
+            keras.layers.Dense(self.hidden, activation="relu"),
+            keras.layers.Dropout(self.dropout, seed=self.seed),
+            keras.layers.Dense(Y.shape[1], activation="sigmoid"),
+        ])
+        self.model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=weighted_bce)
+        fit = self.model.fit(self.scaler(X), Y, epochs=self.epochs, batch_size=32, verbose=0, shuffle=True)
+        self.history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        return np.asarray(self.model.predict_on_batch(self.scaler(X)))
+
+    def save(self, folder: Path) -> None:
+        np.savez(folder / "scaler.npz", mean=self.scaler.mean, scale=self.scaler.scale)
+        self.model.save(folder / "head.keras")
+
+    @classmethod
+    def load(cls, folder: Path) -> "MLPHead":
+        from .backbones import keras_module
+
+        head = cls()
+        with np.load(folder / "scaler.npz") as data:
+            head.scaler = _Standardiser(data["mean"], data["scale"])
+        head.model = keras_module().models.load_model(folder / "head.keras", compile=False)
+        return head
+
+
+def make_head(kind: str, seed: int = 0, epochs: int | None = None) -> Head:
+    """A new, untrained head of the given kind."""
+    if kind == "logistic":
+        return LogisticHead(seed=seed)
+    if kind == "mlp":
+        return MLPHead(seed=seed, **({"epochs": epochs} if epochs else {}))
+    raise ScreentimeError(f"unknown head {kind!r}; choose one of {', '.join(HEADS)}")
+
+
+def load_head(kind: str, folder: Path) -> Head:
+    """Load a trained head saved in a model folder."""
+    return {"logistic": LogisticHead, "mlp": MLPHead}[kind].load(folder)

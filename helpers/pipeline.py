@@ -1,0 +1,175 @@
+"""The pipeline stages the command line and the notebooks call: extract, features, train, predict."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .backbones import Backbone, load_backbone
+from .errors import ScreentimeError
+from .fileio import atomic_path, write_csv, write_json
+from .heads import make_head
+from .labels import Labels, format_label, label_matrix, read_labels, resolve_image_ids, resolve_times
+from .model import ScreentimeModel, load_model
+from .progress import log
+from .screentime import screen_time_tables
+from .video import DecodeStats, Frame, VideoStream, frame_times, sample_frames
+
+BATCH_SIZE = 32
+
+
+@dataclass
+class Features:
+    """Features of sampled frames: ``frames`` (frame, time_s) row-aligned with ``X``."""
+
+    frames: pd.DataFrame
+    X: np.ndarray
+    stats: DecodeStats = field(default_factory=DecodeStats)
+
+
+def batched(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
+    """Group frames into lists of at most ``size``."""
+    batch: list[Frame] = []
+    for frame in frames:
+        batch.append(frame)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def extract_features(video: str | os.PathLike, backbone: Backbone, fps: float | None = 1.0, *,
+                     frames: Iterable[int] | None = None, batch_size: int = BATCH_SIZE) -> Features:
+    """Decode ``video`` once and run ``backbone`` on the sampled frames, a batch at a time."""
+    stats = DecodeStats()
+    rows, chunks = [], []
+    for batch in batched(sample_frames(video, fps, frames=frames, stats=stats, desc="features"), batch_size):
+        chunks.append(backbone.features([f.image for f in batch]))
+        rows.extend((f.index, f.time_s) for f in batch)
+    X = np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)
+    return Features(pd.DataFrame(rows, columns=["frame", "time_s"]), X, stats)
+
+
+def extract(video: str | os.PathLike, out_dir: str | os.PathLike, fps: float | None = 1.0) -> pd.DataFrame:
+    """Write sampled frames as ``frame0.jpg, frame1.jpg, ...`` plus ``frames.csv`` (Image_ID, frame, time_s)."""
+    out = Path(out_dir)
+    rows = []
+    for count, frame in enumerate(sample_frames(video, fps, desc="extracting")):
+        name = f"frame{count}.jpg"
+        with atomic_path(out / name) as tmp:
+            ok, data = cv2.imencode(".jpg", frame.image)
+            if not ok:
+                raise ScreentimeError(f"could not encode frame {frame.index} as JPEG")
+            tmp.write_bytes(data.tobytes())
+        rows.append((name, frame.index, round(frame.time_s, 4)))
+    table = pd.DataFrame(rows, columns=["Image_ID", "frame", "time_s"])
+    write_csv(table, out / "frames.csv")
+    return table
+
+
+def load_training_labels(labels_csv: str | os.PathLike, video: str | os.PathLike,
+                         classes: list[str] | None = None, frames_csv: str | os.PathLike | None = None) -> Labels:
+    """Read labels in either format and pin every label to a decoded frame index of ``video``."""
+    labels = read_labels(labels_csv, classes)
+    if labels.image_ids:
+        beside = Path(labels_csv).with_name("frames.csv")
+        frames_csv = frames_csv or (beside if beside.is_file() else None)
+        if frames_csv is None:
+            log.info("no frames.csv beside %s: reading Image_IDs with the tutorial's numbering "
+                     "(image N = frame N x floor(fps))", Path(labels_csv).name)
+        labels = resolve_image_ids(labels, frames_csv, VideoStream(video).info.nominal_fps)
+    if labels.table["frame"].isna().any():
+        times, _ = frame_times(video)
+        labels = resolve_times(labels, times)
+    labels.table["frame"] = labels.table["frame"].astype(int)
+    return labels
+
+
+def train(video: str | os.PathLike, labels_csv: str | os.PathLike, out_dir: str | os.PathLike, *,
+          backbone: str = "colour", classes: list[str] | None = None, head: str = "logistic",
+          weights: str | None = "imagenet", input_size: int | None = None,
+          frames_csv: str | os.PathLike | None = None, epochs: int | None = None, seed: int = 0) -> ScreentimeModel:
+    """Train a model on the labelled frames of ``video`` and save it to ``out_dir``."""
+    labels = load_training_labels(labels_csv, video, classes, frames_csv)
+    characters = labels.characters
+    if not characters:
+        raise ScreentimeError(f"labels file {labels_csv} names no character (all frames are 'none'); "
+                              "label frames where each character appears")
+    Y_all = label_matrix(labels.table["names"], characters)
+    for j, name in enumerate(characters):
+        if Y_all[:, j].all():
+            raise ScreentimeError(f"every labelled frame shows {name!r}; label some frames without {name} too")
+    net = load_backbone(backbone, weights=weights, input_size=input_size)
+    feats = extract_features(video, net, fps=None, frames=labels.table["frame"])
+    found = set(feats.frames["frame"])
+    missing = sorted(set(labels.table["frame"]) - found)
+    if missing:
+        n = feats.stats.frames_decoded
+        raise ScreentimeError(f"labels file {labels_csv} labels frame {missing[0]}, but {video} decodes only "
+                              f"{n} frames (0-{n - 1}); check the labels belong to this video")
+    order = labels.table.set_index("frame").loc[feats.frames["frame"]]
+    Y = label_matrix(order["names"], characters)
+    model_head = make_head(head, seed=seed, epochs=epochs).fit(feats.X, Y)
+    model = ScreentimeModel(characters, net, model_head, [0.5] * len(characters), {
+        "video": str(video), "labels": str(labels_csv), "labelled_frames": int(len(Y)),
+        "positives": {c: int(Y[:, j].sum()) for j, c in enumerate(characters)},
+        "screentime_version": __version__, "seed": seed,
+    })
+    model.save(out_dir)
+    return model
+
+
+@dataclass
+class Prediction:
+    """What ``predict`` computed: per-sample table, per-character screen time, segments, video facts."""
+
+    predictions: pd.DataFrame
+    screentime: pd.DataFrame
+    segments: pd.DataFrame
+    duration_s: float
+    frames_decoded: int
+    characters: list[str]
+
+
+def predict_video(video: str | os.PathLike, model: ScreentimeModel, fps: float | None = 1.0) -> Prediction:
+    """Classify sampled frames of ``video`` and compute each character's screen time."""
+    feats = extract_features(video, model.backbone, fps)
+    proba = model.predict_proba(feats.X)
+    present = model.present(proba)
+    table = feats.frames.copy()
+    table["time_s"] = table["time_s"].round(4)
+    for j, name in enumerate(model.characters):
+        table[f"p_{name}"] = proba[:, j].round(4)
+    table["present"] = [format_label({c for c, on in zip(model.characters, row) if on}) for row in present]
+    duration = feats.stats.duration_s
+    summary, segs = screen_time_tables(feats.frames["time_s"], present, model.characters, duration)
+    return Prediction(table, summary, segs, duration, feats.stats.frames_decoded, model.characters)
+
+
+def predict(video: str | os.PathLike, model_dir: str | os.PathLike, out_dir: str | os.PathLike,
+            fps: float | None = 1.0) -> Prediction:
+    """``screentime predict``: load the model, predict ``video``, write the CSVs to ``out_dir``."""
+    VideoStream(video)  # a bad video fails here, before the model loads
+    model = load_model(model_dir)
+    result = predict_video(video, model, fps)
+    out = Path(out_dir)
+    write_csv(result.predictions, out / "predictions.csv")
+    write_csv(result.screentime, out / "screentime.csv")
+    write_csv(result.segments, out / "segments.csv")
+    write_json(video_summary(video, result, fps), out / "video.json")
+    return result
+
+
+def video_summary(video: str | os.PathLike, result: Prediction, fps: float | None) -> dict[str, Any]:
+    """Facts about a prediction run, written next to the CSVs."""
+    return {"video": str(video), "duration_s": round(result.duration_s, 4), "frames_decoded": result.frames_decoded,
+            "sampling_fps": fps if fps is not None else "all", "samples": int(len(result.predictions)),
+            "characters": result.characters, "screentime_version": __version__}

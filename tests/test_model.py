@@ -1,0 +1,87 @@
+"""Training, the model folder's save/load round trip, and a broken model folder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from helpers.errors import ScreentimeError
+from helpers.model import load_model
+from helpers.pipeline import extract_features, train
+
+
+@pytest.fixture(scope="module")
+def colour_model(tmp_path_factory, train_cartoon, train_labels):
+    folder = tmp_path_factory.mktemp("models") / "colour"
+    train(train_cartoon.video, train_labels, folder, backbone="colour")
+    return folder
+
+
+def test_model_folder_records_what_predict_needs(colour_model):
+    card = json.loads((colour_model / "model.json").read_text())
+    assert card["characters"] == ["jerry", "tom"]
+    assert card["backbone"]["name"] == "colour" and card["backbone"]["input_size"] == 160
+    assert "HSV" in card["backbone"]["preprocessing"]
+    assert card["head"]["kind"] == "logistic" and card["screentime_version"]
+    assert card["training"]["labelled_frames"] == 60
+
+
+@pytest.mark.parametrize("head", ["logistic", "mlp"])
+def test_round_trip_gives_identical_probabilities(tmp_path, train_cartoon, train_labels, head):
+    model = train(train_cartoon.video, train_labels, tmp_path / head, backbone="colour", head=head, epochs=5)
+    feats = extract_features(train_cartoon.video, model.backbone, fps=0.5)
+    again = load_model(tmp_path / head)
+    assert np.allclose(model.predict_proba(feats.X), again.predict_proba(feats.X), atol=1e-6)
+
+
+def test_keras_backbone_with_random_weights_is_saved_in_the_folder(tmp_path, train_cartoon, train_labels):
+    model = train(train_cartoon.video, train_labels, tmp_path / "m", backbone="mobilenet_v2", weights=None,
+                  input_size=48)
+    assert (tmp_path / "m" / "backbone.keras").is_file()
+    feats = extract_features(train_cartoon.video, model.backbone, fps=0.2)
+    again = load_model(tmp_path / "m")
+    reloaded = extract_features(train_cartoon.video, again.backbone, fps=0.2)
+    assert np.allclose(again.predict_proba(reloaded.X), model.predict_proba(feats.X), atol=1e-4)
+
+
+def test_retraining_replaces_the_folder_whole(colour_model, train_cartoon, train_labels):
+    (colour_model / "stray.txt").write_text("old")
+    train(train_cartoon.video, train_labels, colour_model, backbone="colour")
+    assert not (colour_model / "stray.txt").exists() and (colour_model / "model.json").is_file()
+
+
+def test_broken_model_folders(tmp_path, colour_model):
+    with pytest.raises(ScreentimeError, match="does not exist; train one"):
+        load_model(tmp_path / "nothing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ScreentimeError, match="no model.json"):
+        load_model(tmp_path / "empty")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "model.json").write_text("{not json")
+    with pytest.raises(ScreentimeError, match="corrupt"):
+        load_model(bad)
+    card = json.loads((colour_model / "model.json").read_text())
+    (bad / "model.json").write_text(json.dumps({**card, "format_version": 99, "screentime_version": "9.0"}))
+    with pytest.raises(ScreentimeError, match="made by screentime 9.0 .* retrain"):
+        load_model(bad)
+    (bad / "model.json").write_text(json.dumps(card))  # no head.npz beside it
+    with pytest.raises(ScreentimeError, match="head .* is missing or corrupt"):
+        load_model(bad)
+
+
+def test_training_needs_frames_with_and_without_each_character(tmp_path, train_cartoon):
+    (tmp_path / "all_tom.csv").write_text("frame,label\n0,tom\n10,tom\n")
+    with pytest.raises(ScreentimeError, match="every labelled frame shows 'tom'"):
+        train(train_cartoon.video, tmp_path / "all_tom.csv", tmp_path / "m")
+    (tmp_path / "nobody.csv").write_text("frame,label\n0,none\n10,none\n")
+    with pytest.raises(ScreentimeError, match="names no character"):
+        train(train_cartoon.video, tmp_path / "nobody.csv", tmp_path / "m")
+
+
+def test_label_past_the_last_frame(tmp_path, train_cartoon):
+    (tmp_path / "late.csv").write_text("frame,label\n0,none\n10,tom\n5000,tom\n")
+    with pytest.raises(ScreentimeError, match="labels frame 5000, but .* decodes only 1500 frames"):
+        train(train_cartoon.video, tmp_path / "late.csv", tmp_path / "m")

@@ -1,0 +1,51 @@
+"""Screen-time arithmetic: durations, appearance intervals, per-character tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from helpers.screentime import sample_durations, screen_time_tables, segments
+
+
+def test_each_sample_stands_until_the_next_and_the_last_until_the_end():
+    assert sample_durations([0, 1, 2.5], 4.0) == pytest.approx([1, 1.5, 1.5])
+
+
+def test_segments_are_runs_of_presence():
+    times = [0, 1, 2, 3, 4, 5]
+    assert segments(times, [1, 1, 0, 0, 1, 1], 6.0) == [(0, 2), (4, 6)]
+    assert segments(times, [0, 1, 0, 1, 0, 0], 6.0) == [(1, 2), (3, 4)]
+    assert segments(times, [0] * 6, 6.0) == []
+
+
+def test_tables():
+    times = [0, 1, 2, 3]
+    presence = np.array([[1, 0], [1, 1], [0, 1], [1, 1]], bool)
+    table, segs = screen_time_tables(times, presence, ["jerry", "tom"], 5.0)
+    assert table.to_dict("records") == [
+        {"character": "jerry", "seconds": 4.0, "percent": 80.0, "appearances": 2},
+        {"character": "tom", "seconds": 4.0, "percent": 80.0, "appearances": 1},
+    ]
+    assert segs.values.tolist() == [["jerry", 0, 2, 2], ["jerry", 3, 5, 2], ["tom", 1, 5, 4]]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    gaps=st.lists(st.floats(0.001, 5.0), min_size=1, max_size=60),
+    tail=st.floats(0.0, 5.0),
+    flags=st.lists(st.booleans(), min_size=60, max_size=60),
+)
+def test_screen_time_properties(gaps, tail, flags):
+    times = np.concatenate([[0.0], np.cumsum(gaps)[:-1]])
+    duration = float(times[-1] + tail)
+    present = np.array(flags[: len(times)])[:, None]
+    table, segs = screen_time_tables(times, present, ["x"], duration)
+    seconds = table["seconds"][0]
+    assert 0 <= seconds <= duration + 1e-3
+    assert segs["duration_s"].sum() == pytest.approx(seconds, abs=1e-2)
+    assert table["appearances"][0] == len(segs)
+    starts, ends = segs["start_s"].to_numpy(), segs["end_s"].to_numpy()
+    assert (ends >= starts).all() and (starts[1:] > ends[:-1] - 1e-9).all()
