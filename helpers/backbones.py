@@ -69,6 +69,7 @@ def keras_module():
             import tensorflow as tf
 
             tf.config.list_physical_devices("GPU")  # CUDA probing logs here, not mid-run
+            tf.get_logger().setLevel("ERROR")  # e.g. retracing notes when the last batch is smaller
     import keras
 
     return keras
