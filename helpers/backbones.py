@@ -11,6 +11,7 @@ Each backbone applies its own preprocessing, so callers always pass OpenCV's BGR
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import sys
@@ -36,11 +37,30 @@ BACKBONE_CHOICES = (*CLASSICAL, *APPLICATIONS, "PATH.keras")
 
 
 class Backbone(Protocol):
-    """Anything that maps a batch of BGR uint8 frames to a (batch, features) float32 array."""
+    """Anything that maps BGR uint8 frames to one float32 feature vector each.
+
+    ``prepare`` (resize, colour conversion) runs per frame in the decoding thread; ``embed`` runs on
+    a batch of prepared frames; ``features`` does both. ``cache_key`` names the exact features
+    (None: not cacheable, e.g. random weights).
+    """
 
     spec: dict[str, Any]
+    cache_key: str | None
+
+    def prepare(self, image: np.ndarray) -> np.ndarray: ...
+
+    def embed(self, prepared: Sequence[np.ndarray]) -> np.ndarray: ...
 
     def features(self, images: Sequence[np.ndarray]) -> np.ndarray: ...
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """Short SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
 
 
 @contextmanager
@@ -94,9 +114,13 @@ class ColourBackbone:
                      "preprocessing": f"BGR resized to {width} px wide (INTER_AREA), HSV histograms, square-rooted"
                                       + ("; HOG of 64x64 grey" if hog else "")}
 
-    def _one(self, image: np.ndarray) -> np.ndarray:
+        self.cache_key = f"{self.spec['name']}-{width}-v1"
+
+    def prepare(self, image: np.ndarray) -> np.ndarray:
         h, w = image.shape[:2]
-        small = cv2.resize(image, (self.width, max(1, round(h * self.width / w))), interpolation=cv2.INTER_AREA)
+        return cv2.resize(image, (self.width, max(1, round(h * self.width / w))), interpolation=cv2.INTER_AREA)
+
+    def _one(self, small: np.ndarray) -> np.ndarray:
         hsv = cv2.cvtColor(small, cv2.COLOR_BGR2HSV)
         parts = [cv2.calcHist([hsv], [0, 1], None, [32, 8], [0, 180, 0, 256]).ravel(),
                  cv2.calcHist([hsv], [2], None, [8], [0, 256]).ravel()]
@@ -108,28 +132,37 @@ class ColourBackbone:
             feats.append(hog(grey, orientations=9, pixels_per_cell=(16, 16), cells_per_block=(2, 2)))
         return np.concatenate(feats).astype(np.float32)
 
+    def embed(self, prepared: Sequence[np.ndarray]) -> np.ndarray:
+        return np.stack([self._one(im) for im in prepared])
+
     def features(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        return np.stack([self._one(im) for im in images])
+        return self.embed([self.prepare(im) for im in images])
 
 
 class KerasBackbone:
     """A Keras image model used as a feature extractor; spatial outputs are global-average pooled."""
 
-    def __init__(self, model: Any, preprocess: Callable[[np.ndarray], np.ndarray], spec: dict[str, Any]):
+    def __init__(self, model: Any, preprocess: Callable[[np.ndarray], np.ndarray], spec: dict[str, Any],
+                 cache_key: str | None = None):
         self.model = model
         self.preprocess = preprocess
         self.size = int(spec["input_size"])
         self.spec = spec
+        self.cache_key = cache_key
 
-    def features(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        batch = np.stack([
-            cv2.cvtColor(cv2.resize(im, (self.size, self.size), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
-            for im in images
-        ]).astype(np.float32)
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        small = cv2.resize(image, (self.size, self.size), interpolation=cv2.INTER_AREA)
+        return cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
+
+    def embed(self, prepared: Sequence[np.ndarray]) -> np.ndarray:
+        batch = np.stack(prepared).astype(np.float32)
         out = np.asarray(self.model.predict_on_batch(self.preprocess(batch)))
         if out.ndim > 2:
             out = out.mean(axis=tuple(range(1, out.ndim - 1)))
         return out.astype(np.float32)
+
+    def features(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        return self.embed([self.prepare(im) for im in images])
 
     def save(self, path: Path) -> None:
         """Save the backbone network itself (used when its weights are not re-downloadable)."""
@@ -167,7 +200,8 @@ def application_backbone(name: str, weights: str | None = "imagenet", input_size
         raise
     spec = {"kind": "application", "name": name, "weights": weights or "none", "input_size": size,
             "preprocessing": meta["preprocessing"]}
-    return KerasBackbone(model, module.preprocess_input, spec)
+    key = None if weights is None else f"{name}-{size}-{'imagenet' if weights == 'imagenet' else file_digest(weights)}"
+    return KerasBackbone(model, module.preprocess_input, spec, key)
 
 
 def file_backbone(path: str | os.PathLike) -> KerasBackbone:
@@ -188,7 +222,7 @@ def file_backbone(path: str | os.PathLike) -> KerasBackbone:
         raise ScreentimeError(f"{p} takes input {shape}; a backbone must take square RGB images (None, S, S, 3)")
     spec = {"kind": "file", "name": p.name, "input_size": int(shape[1]),
             "preprocessing": "RGB 0-255 float32 (any further preprocessing is inside the model)"}
-    return KerasBackbone(model, lambda x: x, spec)
+    return KerasBackbone(model, lambda x: x, spec, f"file-{file_digest(p)}")
 
 
 def load_backbone(name: str, *, weights: str | None = "imagenet", input_size: int | None = None) -> Backbone:
@@ -224,6 +258,7 @@ def backbone_from_spec(spec: dict[str, Any], model_dir: Path) -> Backbone:
         if spec["kind"] == "application":
             module = getattr(keras_module().applications, APPLICATIONS[spec["name"]]["module"])
             loaded.preprocess = module.preprocess_input
+            loaded.cache_key = f"{spec['name']}-{loaded.cache_key}"
         loaded.spec = dict(spec)
         return loaded
     return application_backbone(spec["name"], spec.get("weights", "imagenet"), spec["input_size"])

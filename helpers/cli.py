@@ -12,7 +12,7 @@ from . import __version__
 from .backbones import BACKBONE_CHOICES
 from .errors import ScreentimeError, UsageError
 from .heads import HEADS
-from .progress import log, set_quiet
+from .progress import set_quiet
 from .video import parse_fps
 
 
@@ -25,6 +25,8 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--quiet", action="store_true", help="no progress bars or notes")
     common.add_argument("--debug", action="store_true", help="show the full traceback on errors")
+    common.add_argument("--no-cache", action="store_true",
+                        help="neither read nor write the feature cache (~/.cache/screentime or $SCREENTIME_CACHE)")
 
     parser = _Parser(prog="screentime", description="Measure how long each character is on screen in a video.",
                      parents=[common])
@@ -123,6 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         set_quiet(args.quiet)
+        if args.no_cache:
+            os.environ["SCREENTIME_NO_CACHE"] = "1"
         logging.basicConfig(format="screentime: %(message)s", level=logging.WARNING if args.quiet else logging.INFO)
         return _run(args)
     except ScreentimeError as exc:

@@ -3,59 +3,24 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import cv2
-import numpy as np
 import pandas as pd
 
 from . import __version__
-from .backbones import Backbone, load_backbone
+from .backbones import load_backbone
 from .errors import ScreentimeError
+from .features import extract_features
 from .fileio import atomic_path, write_csv, write_json
 from .heads import make_head
 from .labels import Labels, format_label, label_matrix, read_labels, resolve_image_ids, resolve_times
 from .model import ScreentimeModel, load_model
 from .progress import log
 from .screentime import screen_time_tables
-from .video import DecodeStats, Frame, VideoStream, frame_times, sample_frames
-
-BATCH_SIZE = 32
-
-
-@dataclass
-class Features:
-    """Features of sampled frames: ``frames`` (frame, time_s) row-aligned with ``X``."""
-
-    frames: pd.DataFrame
-    X: np.ndarray
-    stats: DecodeStats = field(default_factory=DecodeStats)
-
-
-def batched(frames: Iterable[Frame], size: int) -> Iterator[list[Frame]]:
-    """Group frames into lists of at most ``size``."""
-    batch: list[Frame] = []
-    for frame in frames:
-        batch.append(frame)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
-def extract_features(video: str | os.PathLike, backbone: Backbone, fps: float | None = 1.0, *,
-                     frames: Iterable[int] | None = None, batch_size: int = BATCH_SIZE) -> Features:
-    """Decode ``video`` once and run ``backbone`` on the sampled frames, a batch at a time."""
-    stats = DecodeStats()
-    rows, chunks = [], []
-    for batch in batched(sample_frames(video, fps, frames=frames, stats=stats, desc="features"), batch_size):
-        chunks.append(backbone.features([f.image for f in batch]))
-        rows.extend((f.index, f.time_s) for f in batch)
-    X = np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)
-    return Features(pd.DataFrame(rows, columns=["frame", "time_s"]), X, stats)
+from .video import VideoStream, frame_times, sample_frames
 
 
 def extract(video: str | os.PathLike, out_dir: str | os.PathLike, fps: float | None = 1.0) -> pd.DataFrame:

@@ -33,6 +33,14 @@ def _cartoon(folder: Path, name: str, seconds: float, seed: int, fps: float = 25
     return Cartoon(video, truth, truth_csv)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def feature_cache(tmp_path_factory) -> Path:
+    """Tests write the feature cache into their own folder, never the user's."""
+    folder = tmp_path_factory.mktemp("cache")
+    os.environ["SCREENTIME_CACHE"] = str(folder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def videos(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("videos")

@@ -1,0 +1,64 @@
+"""Feature extraction: overlapped decode/model threads, and the feature cache."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from helpers.backbones import ColourBackbone, application_backbone
+from helpers.errors import ScreentimeError
+from helpers.features import extract_features, prefetch
+from helpers.video import sample_frames
+
+
+def test_features_match_a_plain_decode(short_cartoon, monkeypatch):
+    monkeypatch.setenv("SCREENTIME_NO_CACHE", "1")
+    backbone = ColourBackbone()
+    feats = extract_features(short_cartoon.video, backbone, fps=2, batch_size=4)
+    reference = [f for f in sample_frames(short_cartoon.video, fps=2)]
+    assert list(feats.frames["frame"]) == [f.index for f in reference]
+    assert np.allclose(feats.X, backbone.features([f.image for f in reference]))
+    assert feats.computed == 12 and feats.stats.frames_decoded == 150
+
+
+def test_second_run_comes_from_the_cache(tmp_path, monkeypatch, short_cartoon):
+    monkeypatch.setenv("SCREENTIME_CACHE", str(tmp_path))
+    backbone = ColourBackbone()
+    first = extract_features(short_cartoon.video, backbone, fps=1)
+    assert first.computed == 6
+    again = extract_features(short_cartoon.video, backbone, fps=1)
+    assert again.computed == 0 and np.array_equal(again.X, first.X)
+    assert again.frames.equals(first.frames) and again.stats.duration_s == pytest.approx(6.0)
+    # a subset of cached frames (training labels) is also a hit; new frames are computed and merged
+    assert extract_features(short_cartoon.video, backbone, frames=[25, 100]).computed == 0
+    more = extract_features(short_cartoon.video, backbone, fps=2)
+    assert more.computed == 6
+    assert extract_features(short_cartoon.video, backbone, fps=2).computed == 0
+
+
+def test_random_weights_are_never_cached(tmp_path, monkeypatch, short_cartoon):
+    monkeypatch.setenv("SCREENTIME_CACHE", str(tmp_path))
+    backbone = application_backbone("mobilenet_v2", weights=None, input_size=32)
+    assert backbone.cache_key is None
+    extract_features(short_cartoon.video, backbone, fps=1)
+    assert extract_features(short_cartoon.video, backbone, fps=1).computed == 6
+
+
+def test_a_damaged_cache_is_recomputed(tmp_path, monkeypatch, short_cartoon):
+    monkeypatch.setenv("SCREENTIME_CACHE", str(tmp_path))
+    first = extract_features(short_cartoon.video, ColourBackbone(), fps=1)
+    for f in tmp_path.rglob("*.npz"):
+        f.write_bytes(b"garbage")
+    again = extract_features(short_cartoon.video, ColourBackbone(), fps=1)
+    assert again.computed == 6 and np.array_equal(again.X, first.X)
+
+
+def test_prefetch_keeps_order_and_passes_errors_on():
+    assert list(prefetch(iter(range(100)), depth=3)) == list(range(100))
+
+    def failing():
+        yield 1
+        raise ScreentimeError("broken video")
+
+    with pytest.raises(ScreentimeError, match="broken video"):
+        list(prefetch(failing()))
