@@ -17,8 +17,8 @@ import pandas as pd
 
 from .backbones import Backbone
 from .cache import CachedVideo
-from .progress import log, progress
-from .video import DecodeStats, VideoStream, make_selector
+from .progress import progress
+from .video import DecodeStats, VideoStream, make_selector, warn_if_above_rate
 
 T = TypeVar("T")
 BATCH_SIZE = 32
@@ -100,9 +100,8 @@ def extract_features(video: str | os.PathLike, backbone: Backbone, fps: float | 
             return Features(table, X, entry.stats, computed=0)
 
     stream = VideoStream(video)
-    if fps is not None and frames is None and stream.info.nominal_fps and fps > stream.info.nominal_fps + 1e-6:
-        log.warning("--fps %g is above the video's %.3g frames per second: sampling every frame",
-                    fps, stream.info.nominal_fps)
+    if frames is None:
+        warn_if_above_rate(stream.info, fps)
     select = make_selector(fps, frames)
     times: list[float] = []
     rows: list[tuple[int, float]] = []

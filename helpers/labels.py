@@ -149,8 +149,9 @@ def resolve_image_ids(labels: Labels, frames_csv: str | os.PathLike | None, nomi
             raise ScreentimeError(f"Image_ID {unknown[0]} in {labels.source} is not in {frames_csv}; "
                                   "label only images that extract wrote")
         table["frame"] = [lookup[i] for i in table["frame"]]
-        table["time_s"] = [float(frames.set_index("frame").loc[f, "time_s"]) if "time_s" in frames else float("nan")
-                           for f in table["frame"]]
+        if "time_s" in frames:
+            time_of = dict(zip(frames["frame"].astype(int), frames["time_s"].astype(float)))
+            table["time_s"] = [time_of[f] for f in table["frame"]]
     else:
         step = max(1, math.floor(nominal_fps)) if nominal_fps else 1
         numbers = []

@@ -16,7 +16,14 @@ from .errors import ScreentimeError
 from .features import extract_features
 from .fileio import atomic_path, write_csv, write_json
 from .heads import make_head
-from .labels import Labels, format_label, label_matrix, read_labels, resolve_image_ids, resolve_times
+from .labels import (
+    Labels,
+    format_label,
+    label_matrix,
+    read_labels,
+    resolve_image_ids,
+    resolve_times,
+)
 from .model import ScreentimeModel, load_model
 from .progress import log
 from .screentime import screen_time_tables

@@ -168,6 +168,13 @@ class RateSelector:
         return True
 
 
+def warn_if_above_rate(info: VideoInfo, fps: float | None) -> None:
+    """Say so when a sampling rate above the video's own rate will simply keep every frame."""
+    if fps is not None and info.nominal_fps and fps > info.nominal_fps + 1e-6:
+        log.warning("--fps %g is above the video's %.3g frames per second: sampling every frame",
+                    fps, info.nominal_fps)
+
+
 def make_selector(fps: float | None = 1.0, frames: Iterable[int] | None = None) -> Callable[[int, float], bool]:
     """A frame selector: every frame (``fps=None``), a rate, or an explicit set of frame indices."""
     if frames is not None:
@@ -192,9 +199,8 @@ def sample_frames(
     Pass a ``DecodeStats`` to receive the frame count and duration once the generator is exhausted.
     """
     stream = VideoStream(path)
-    if fps is not None and stream.info.nominal_fps and fps > stream.info.nominal_fps + 1e-6:
-        log.warning("--fps %g is above the video's %.3g frames per second: sampling every frame",
-                    fps, stream.info.nominal_fps)
+    if frames is None:
+        warn_if_above_rate(stream.info, fps)
     select = make_selector(fps, frames)
     total = stream.info.claimed_frames or None
     for index, time_s in progress(stream, total=total, desc=desc):

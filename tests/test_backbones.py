@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from helpers.backbones import APPLICATIONS, ColourBackbone, application_backbone, keras_module, load_backbone
+from helpers.backbones import (
+    APPLICATIONS,
+    ColourBackbone,
+    application_backbone,
+    keras_module,
+    load_backbone,
+)
 from helpers.errors import ScreentimeError
 from helpers.video import sample_frames
 
