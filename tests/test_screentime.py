@@ -49,3 +49,19 @@ def test_screen_time_properties(gaps, tail, flags):
     assert table["appearances"][0] == len(segs)
     starts, ends = segs["start_s"].to_numpy(), segs["end_s"].to_numpy()
     assert (ends >= starts).all() and (starts[1:] > ends[:-1] - 1e-9).all()
+
+
+def test_outputs_are_written_atomically_with_normal_permissions(tmp_path):
+    import os
+
+    import pandas as pd
+
+    from helpers.fileio import write_csv
+
+    path = tmp_path / "out.csv"
+    write_csv(pd.DataFrame({"a": [1]}), path)
+    assert path.read_text() == "a\n1\n"
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask
+    assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]  # no temporary file left behind
