@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -55,15 +57,18 @@ class CachedVideo:
     @classmethod
     def open(cls, video: str | os.PathLike, backbone_key: str) -> "CachedVideo":
         entry = cls(cache_root() / video_key(video), backbone_key)
-        try:
+        try:  # missing or damaged parts are simply recomputed
             with np.load(entry.folder / "timeline.npz") as data:
                 entry.times = data["times"]
                 entry.stats = DecodeStats(int(data["frames_decoded"]), float(data["last_time_s"]),
                                           float(data["frame_interval_s"]))
+        except (OSError, KeyError, ValueError):
+            entry.times = entry.stats = None
+        try:  # features can exist without a timeline: an interrupted first pass
             with np.load(entry._features_path()) as data:
                 entry.frames, entry.X = data["frames"], data["X"]
         except (OSError, KeyError, ValueError):
-            pass  # missing or damaged entries are simply recomputed
+            entry.frames = entry.X = None
         return entry
 
     def _features_path(self) -> Path:
@@ -78,21 +83,28 @@ class CachedVideo:
             return None
         return self.X[pos]
 
-    def store(self, times: np.ndarray, stats: DecodeStats, frames: np.ndarray, X: np.ndarray | None) -> None:
-        """Remember a full pass's timeline and merge newly computed features (``X`` may be None)."""
+    def store_timeline(self, times: np.ndarray, stats: DecodeStats) -> None:
+        """Remember every decoded frame's timestamp after a complete pass."""
+        self.times, self.stats = times, stats
+        with self._guard(), atomic_path(self.folder / "timeline.npz") as tmp, open(tmp, "wb") as f:
+            np.savez(f, times=times, frames_decoded=stats.frames_decoded, last_time_s=stats.last_time_s,
+                     frame_interval_s=stats.frame_interval_s)
+
+    def store_features(self, frames: np.ndarray, X: np.ndarray) -> None:
+        """Merge newly computed features (kept in memory even if the disk write fails)."""
+        if len(frames) == 0:
+            return
+        if self.frames is not None and self.X is not None and self.X.shape[1:] == X.shape[1:]:
+            keep = ~np.isin(self.frames, frames)
+            frames, X = np.concatenate([self.frames[keep], frames]), np.concatenate([self.X[keep], X])
+        order = np.argsort(frames)
+        self.frames, self.X = frames[order], X[order]
+        with self._guard(), atomic_path(self._features_path()) as tmp, open(tmp, "wb") as f:
+            np.savez(f, frames=self.frames, X=self.X)
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
         try:
-            with atomic_path(self.folder / "timeline.npz") as tmp, open(tmp, "wb") as f:
-                np.savez(f, times=times, frames_decoded=stats.frames_decoded, last_time_s=stats.last_time_s,
-                         frame_interval_s=stats.frame_interval_s)
-            self.times, self.stats = times, stats
-            if X is None or len(frames) == 0:
-                return
-            if self.frames is not None and self.X is not None and self.X.shape[1:] == X.shape[1:]:
-                keep = ~np.isin(self.frames, frames)
-                frames, X = np.concatenate([self.frames[keep], frames]), np.concatenate([self.X[keep], X])
-            order = np.argsort(frames)
-            with atomic_path(self._features_path()) as tmp, open(tmp, "wb") as f:
-                np.savez(f, frames=frames[order], X=X[order])
-            self.frames, self.X = frames[order], X[order]
+            yield
         except Exception as exc:  # a cache that cannot be written must never fail a run
             log.warning("feature cache not written (%s); results are unaffected", exc)

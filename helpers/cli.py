@@ -93,7 +93,9 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "predict":
         result = pipeline.predict(args.video, args.model, args.out, parse_fps(args.fps))
         print(result.screentime.to_string(index=False))
-        print(f"video {result.duration_s:.1f} s, {len(result.predictions)} frames classified -> {args.out}")
+        cached = len(result.predictions) - result.computed
+        print(f"video {result.duration_s:.1f} s, {len(result.predictions)} frames classified"
+              f"{f' ({cached} from the feature cache)' if cached else ''} -> {args.out}")
     elif args.command == "evaluate":
         from .evaluate import evaluate_files, format_report
 
@@ -127,7 +129,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         set_quiet(args.quiet)
         if args.no_cache:
             os.environ["SCREENTIME_NO_CACHE"] = "1"
-        logging.basicConfig(format="screentime: %(message)s", level=logging.WARNING if args.quiet else logging.INFO)
+        # Notes (INFO) only on a terminal, like the progress bars; warnings and errors always.
+        chatty = sys.stderr.isatty() and not args.quiet
+        logging.basicConfig(format="screentime: %(message)s", level=logging.INFO if chatty else logging.WARNING)
         return _run(args)
     except ScreentimeError as exc:
         if debug:

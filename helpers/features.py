@@ -121,14 +121,18 @@ def extract_features(video: str | os.PathLike, backbone: Backbone, fps: float | 
             yield batch
 
     computed_idx, computed_X = [], []
-    for batch in prefetch(prepared_batches()):
-        computed_X.append(backbone.embed([p for _, p in batch]))
-        computed_idx.extend(i for i, _ in batch)
-    new_idx = np.array(computed_idx, dtype=np.int64)
-    new_X = np.concatenate(computed_X) if computed_X else None
+    try:
+        for batch in prefetch(prepared_batches()):
+            computed_X.append(backbone.embed([p for _, p in batch]))
+            computed_idx.extend(i for i, _ in batch)
+    finally:  # even when interrupted: a re-run resumes from what was computed
+        new_idx = np.array(computed_idx, dtype=np.int64)
+        new_X = np.concatenate(computed_X) if computed_X else None
+        if entry is not None and new_X is not None:
+            entry.store_features(new_idx, new_X)
     wanted = np.array([i for i, _ in rows], dtype=np.int64)
     if entry is not None:
-        entry.store(np.array(times), stream.stats, new_idx, new_X)
+        entry.store_timeline(np.array(times), stream.stats)
         X = entry.lookup(wanted)  # cached and new rows, in frame order
     else:
         X = new_X

@@ -55,14 +55,17 @@ def write_json(data: Any, path: str | os.PathLike) -> None:
 
 
 def read_csv(path: str | os.PathLike, what: str) -> pd.DataFrame:
-    """Read a CSV the user gave us, turning every failure into one clear line. ``what`` names its role."""
+    """Read a CSV the user gave us, turning every failure into one clear line. ``what`` names its role.
+
+    Only empty cells are missing values: ``None``, ``NA`` or ``null`` stay text (a label or a name).
+    """
     p = Path(path)
     if not p.exists():
         raise ScreentimeError(f"{what} {p} does not exist; check the path")
     if p.is_dir():
         raise ScreentimeError(f"{what} {p} is a folder; give the path of a CSV file")
     try:
-        return pd.read_csv(p)
+        return pd.read_csv(p, keep_default_na=False, na_values=[""])
     except pd.errors.EmptyDataError as exc:
         raise ScreentimeError(f"{what} {p} is empty; it needs a header row and at least one row") from exc
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:

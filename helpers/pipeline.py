@@ -80,6 +80,7 @@ def train(video: str | os.PathLike, labels_csv: str | os.PathLike, out_dir: str 
         if Y_all[:, j].all():
             raise ScreentimeError(f"every labelled frame shows {name!r}; label some frames without {name} too")
     net = load_backbone(backbone, weights=weights, input_size=input_size)
+    log.info("computing %s features of %d labelled frames of %s", net.spec["name"], len(labels.table), video)
     feats = extract_features(video, net, fps=None, frames=labels.table["frame"])
     found = set(feats.frames["frame"])
     missing = sorted(set(labels.table["frame"]) - found)
@@ -109,10 +110,12 @@ class Prediction:
     duration_s: float
     frames_decoded: int
     characters: list[str]
+    computed: int = 0  # frames that went through the backbone (the rest came from the feature cache)
 
 
 def predict_video(video: str | os.PathLike, model: ScreentimeModel, fps: float | None = 1.0) -> Prediction:
     """Classify sampled frames of ``video`` and compute each character's screen time."""
+    log.info("classifying %s (--fps %s)", video, f"{fps:g}" if fps else "all")
     feats = extract_features(video, model.backbone, fps)
     proba = model.predict_proba(feats.X)
     present = model.present(proba)
@@ -123,7 +126,7 @@ def predict_video(video: str | os.PathLike, model: ScreentimeModel, fps: float |
     table["present"] = [format_label({c for c, on in zip(model.characters, row) if on}) for row in present]
     duration = feats.stats.duration_s
     summary, segs = screen_time_tables(feats.frames["time_s"], present, model.characters, duration)
-    return Prediction(table, summary, segs, duration, feats.stats.frames_decoded, model.characters)
+    return Prediction(table, summary, segs, duration, feats.stats.frames_decoded, model.characters, feats.computed)
 
 
 def predict(video: str | os.PathLike, model_dir: str | os.PathLike, out_dir: str | os.PathLike,

@@ -99,7 +99,8 @@ class VideoStream:
         self._cap = cv2.VideoCapture(str(self.path))
         if not self._cap.isOpened():
             raise ScreentimeError(
-                f"{self.path} is not a video OpenCV can read (unknown format or corrupt file); "
+                f"{self.path} is not a video OpenCV can read (unknown format, no video track, or a corrupt or "
+                "truncated file); "
                 "convert it to H.264 MP4, e.g. ffmpeg -i INPUT -c:v libx264 OUTPUT.mp4"
             )
         cap = self._cap
@@ -142,9 +143,16 @@ class VideoStream:
             raise ScreentimeError(
                 f"{self.path} decodes no frame (empty, audio-only or corrupt video); check that it plays"
             )
-        if self.info.claimed_frames and self.info.claimed_frames != self.stats.frames_decoded:
-            log.info("%s: container claims %d frames, %d decoded (using the decoded ones)",
-                     self.path.name, self.info.claimed_frames, self.stats.frames_decoded)
+        claimed, decoded = self.info.claimed_frames, self.stats.frames_decoded
+        if claimed > decoded + 1:
+            lost_s = (claimed - decoded) / self.info.nominal_fps if self.info.nominal_fps else float("nan")
+            log.warning("%s: the container claims %d frames but only %d decode; the file may be truncated "
+                        "(about %.1f s, %.0f%% lost); results cover the %.1f s that decode",
+                        self.path.name, claimed, decoded, lost_s, 100 * (claimed - decoded) / claimed,
+                        self.stats.duration_s)
+        elif claimed and claimed != decoded:
+            log.info("%s: the container claims %d frames, %d decode (using the decoded ones)",
+                     self.path.name, claimed, decoded)
 
     def retrieve(self) -> np.ndarray:
         """The BGR image of the frame just grabbed."""

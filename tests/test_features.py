@@ -62,3 +62,12 @@ def test_prefetch_keeps_order_and_passes_errors_on():
 
     with pytest.raises(ScreentimeError, match="broken video"):
         list(prefetch(failing()))
+
+
+def test_an_unwritable_cache_warns_but_the_run_succeeds(tmp_path, monkeypatch, short_cartoon, caplog):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("SCREENTIME_CACHE", str(blocker / "cache"))
+    feats = extract_features(short_cartoon.video, ColourBackbone(), fps=1)
+    assert feats.X.shape == (6, 264) and feats.computed == 6
+    assert "feature cache not written" in caplog.text
