@@ -65,3 +65,28 @@ def test_outputs_are_written_atomically_with_normal_permissions(tmp_path):
     os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~mask
     assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]  # no temporary file left behind
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    intervals=st.lists(st.floats(0.005, 0.5), min_size=1, max_size=300),
+    fps=st.floats(0.1, 60.0),
+    presence_seed=st.integers(0, 2**32 - 1),
+)
+def test_sampled_screen_time_properties(intervals, fps, presence_seed):
+    """Any timeline (variable frame rate), any sampling rate: seconds in [0, length], no overlapping intervals."""
+    from helpers.video import RateSelector
+
+    times = np.concatenate([[0.0], np.cumsum(intervals)[:-1]])
+    duration = float(times[-1] + intervals[-1])
+    select = RateSelector(fps)
+    sampled = np.array([t for i, t in enumerate(times) if select(i, float(t))])
+    assert sampled[0] == 0.0 and np.all(np.diff(sampled) > 0)
+    presence = np.random.default_rng(presence_seed).random((len(sampled), 2)) < 0.5
+    table, segs = screen_time_tables(sampled, presence, ["a", "b"], duration)
+    assert (table["seconds"] >= 0).all() and (table["seconds"] <= duration + 1e-3).all()
+    assert (table["percent"] <= 100.01).all()
+    for name, group in segs.groupby("character"):
+        starts, ends = group["start_s"].to_numpy(), group["end_s"].to_numpy()
+        assert (ends > starts - 1e-9).all() and (starts[1:] >= ends[:-1] - 1e-3).all()
+        assert ends.max() <= duration + 1e-3
