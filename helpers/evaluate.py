@@ -53,6 +53,9 @@ def evaluate_frames(predictions: pd.DataFrame, truth: pd.DataFrame, duration_s: 
         "accuracy": float(np.mean([p == t for p, t in zip(merged["pred_set"], merged["true_set"])])),
         "characters": {},
     }
+    if "present_raw" in merged.columns:  # the same frames before temporal smoothing
+        raw = _presence_sets(merged["present_raw"], "predictions")
+        result["accuracy_raw"] = float(np.mean([p == t for p, t in zip(raw, merged["true_set"])]))
     for name in characters:
         p = np.array([name in s for s in merged["pred_set"]])
         t = np.array([name in s for s in merged["true_set"]])
@@ -85,7 +88,8 @@ def evaluate_files(predictions_csv: str | os.PathLike, truth_csv: str | os.PathL
 def format_report(result: dict[str, Any]) -> str:
     """A plain-text report of an evaluation result."""
     lines = [f"frames scored: {result['frames_scored']} ({result['seconds_scored']:.1f} s)",
-             f"frame accuracy: {100 * result['accuracy']:.1f}%",
+             f"frame accuracy: {100 * result['accuracy']:.1f}%"
+             + (f" (before smoothing {100 * result['accuracy_raw']:.1f}%)" if "accuracy_raw" in result else ""),
              f"{'character':<14}{'precision':>10}{'recall':>8}{'F1':>7}{'pred s':>9}{'true s':>9}{'err %':>7}"]
     for name, c in result["characters"].items():
         lines.append(f"{name:<14}{c['precision']:>10.3f}{c['recall']:>8.3f}{c['f1']:>7.3f}"

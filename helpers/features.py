@@ -36,6 +36,7 @@ class Features:
     X: np.ndarray
     stats: DecodeStats = field(default_factory=DecodeStats)
     computed: int = 0
+    frame_times: np.ndarray = field(default_factory=lambda: np.zeros(0))  # every decoded frame's time
 
 
 def prefetch(items: Iterator[T], depth: int = QUEUE_DEPTH) -> Iterator[T]:
@@ -97,7 +98,7 @@ def extract_features(video: str | os.PathLike, backbone: Backbone, fps: float | 
         X = entry.lookup(wanted)
         if X is not None:
             table = pd.DataFrame({"frame": wanted, "time_s": entry.times[wanted]})
-            return Features(table, X, entry.stats, computed=0)
+            return Features(table, X, entry.stats, computed=0, frame_times=entry.times)
 
     stream = VideoStream(video)
     if frames is None:
@@ -139,4 +140,4 @@ def extract_features(video: str | os.PathLike, backbone: Backbone, fps: float | 
     if X is None:
         X = np.zeros((len(wanted), 0), np.float32)
     table = pd.DataFrame(rows, columns=["frame", "time_s"])
-    return Features(table, X, stream.stats, computed=len(new_idx))
+    return Features(table, X, stream.stats, computed=len(new_idx), frame_times=np.array(times))

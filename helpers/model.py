@@ -3,7 +3,8 @@
 Layout::
 
     MODEL_DIR/model.json      characters, backbone (name, input size, preprocessing), head,
-                              thresholds, training facts, package version, format version
+                              thresholds, smoothing strength, training facts (with the time-blocked
+                              validation that chose them), package version, format version
     MODEL_DIR/head.npz        logistic head (or scaler.npz + head.keras for the mlp head)
     MODEL_DIR/backbone.keras  only when the backbone cannot be rebuilt by name (a .keras file,
                               or keras.applications weights other than ImageNet)
@@ -17,7 +18,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -26,6 +27,7 @@ from .backbones import Backbone, backbone_from_spec, save_backbone
 from .errors import ScreentimeError
 from .fileio import write_json
 from .heads import Head, load_head
+from .smoothing import smooth
 
 FORMAT_VERSION = 1
 
@@ -39,14 +41,19 @@ class ScreentimeModel:
     head: Head
     thresholds: list[float]
     training: dict[str, Any] = field(default_factory=dict)
+    smoothing_s: float = 0.0  # smoothing strength in seconds (see helpers.smoothing); 0 = off
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         """Presence probability per frame (rows) and character (columns)."""
         return self.head.predict_proba(features)
 
-    def present(self, proba: np.ndarray) -> np.ndarray:
-        """Boolean presence decision per frame and character."""
+    def present_raw(self, proba: np.ndarray) -> np.ndarray:
+        """Each frame decided alone: probability at or above the character's threshold."""
         return proba >= np.asarray(self.thresholds)[None, :]
+
+    def present(self, proba: np.ndarray, times_s: np.ndarray, breaks: Sequence[int] = ()) -> np.ndarray:
+        """Decisions smoothed over time (see :mod:`helpers.smoothing`); restarts at ``breaks``."""
+        return smooth(proba, np.asarray(times_s, dtype=float), self.smoothing_s, self.thresholds, breaks)
 
     def save(self, folder: str | os.PathLike) -> Path:
         """Write the model folder; an existing folder is replaced only once the new one is complete."""
@@ -66,6 +73,7 @@ class ScreentimeModel:
                 "backbone": backbone_spec,
                 "head": {"kind": self.head.kind},
                 "thresholds": [float(t) for t in self.thresholds],
+                "smoothing": {"strength_s": float(self.smoothing_s)},
                 "training": self.training,
             }, staging / "model.json")
             if target.exists():
@@ -118,4 +126,5 @@ def load_model(folder: str | os.PathLike) -> ScreentimeModel:
         raise ScreentimeError(f"the head in {path} is missing or corrupt ({exc.__class__.__name__}); "
                               "retrain with screentime train") from exc
     backbone = backbone_from_spec(card["backbone"], path)
-    return ScreentimeModel(card["characters"], backbone, head, card["thresholds"], card.get("training", {}))
+    strength = float((card.get("smoothing") or {}).get("strength_s", 0.0))
+    return ScreentimeModel(card["characters"], backbone, head, card["thresholds"], card.get("training", {}), strength)

@@ -12,8 +12,9 @@ import pandas as pd
 
 from . import __version__
 from .backbones import load_backbone
+from .calibration import calibrate
 from .errors import ScreentimeError
-from .features import extract_features
+from .features import cache_enabled, extract_features
 from .fileio import atomic_path, write_csv, write_json
 from .heads import make_head
 from .labels import (
@@ -27,6 +28,7 @@ from .labels import (
 from .model import ScreentimeModel, load_model
 from .progress import log
 from .screentime import screen_time_tables
+from .shots import sample_breaks, shot_starts, shots_table
 from .video import VideoStream, frame_times, sample_frames
 
 
@@ -91,11 +93,13 @@ def train(video: str | os.PathLike, labels_csv: str | os.PathLike, out_dir: str 
     order = labels.table.set_index("frame").loc[feats.frames["frame"]]
     Y = label_matrix(order["names"], characters)
     model_head = make_head(head, seed=seed, epochs=epochs).fit(feats.X, Y)
-    model = ScreentimeModel(characters, net, model_head, [0.5] * len(characters), {
+    chosen = calibrate(feats.X, Y, feats.frames["time_s"].to_numpy(), lambda: make_head(head, seed=seed, epochs=epochs))
+    model = ScreentimeModel(characters, net, model_head, chosen["thresholds"], {
         "video": str(video), "labels": str(labels_csv), "labelled_frames": int(len(Y)),
         "positives": {c: int(Y[:, j].sum()) for j, c in enumerate(characters)},
+        "calibration": {k: v for k, v in chosen.items() if k not in ("thresholds", "strength_s")},
         "screentime_version": __version__, "seed": seed,
-    })
+    }, chosen["strength_s"])
     model.save(out_dir)
     return model
 
@@ -107,38 +111,50 @@ class Prediction:
     predictions: pd.DataFrame
     screentime: pd.DataFrame
     segments: pd.DataFrame
+    shots: pd.DataFrame
     duration_s: float
     frames_decoded: int
     characters: list[str]
     computed: int = 0  # frames that went through the backbone (the rest came from the feature cache)
 
 
-def predict_video(video: str | os.PathLike, model: ScreentimeModel, fps: float | None = 1.0) -> Prediction:
-    """Classify sampled frames of ``video`` and compute each character's screen time."""
+def predict_video(video: str | os.PathLike, model: ScreentimeModel, fps: float | None = 1.0,
+                  shots: bool = True) -> Prediction:
+    """Classify sampled frames of ``video`` and compute each character's screen time.
+
+    With ``shots``, cuts are found (PySceneDetect) and smoothing restarts at each one.
+    """
     log.info("classifying %s (--fps %s)", video, f"{fps:g}" if fps else "all")
     feats = extract_features(video, model.backbone, fps)
+    starts = shot_starts(video, use_cache=cache_enabled()) if shots else [0]
     proba = model.predict_proba(feats.X)
-    present = model.present(proba)
+    raw = model.present_raw(proba)
+    breaks = sample_breaks(feats.frames["frame"].to_numpy(), starts)
+    present = model.present(proba, feats.frames["time_s"].to_numpy(), breaks)
     table = feats.frames.copy()
     table["time_s"] = table["time_s"].round(4)
     for j, name in enumerate(model.characters):
         table[f"p_{name}"] = proba[:, j].round(4)
+    table["present_raw"] = [format_label({c for c, on in zip(model.characters, row) if on}) for row in raw]
     table["present"] = [format_label({c for c, on in zip(model.characters, row) if on}) for row in present]
     duration = feats.stats.duration_s
     summary, segs = screen_time_tables(feats.frames["time_s"], present, model.characters, duration)
-    return Prediction(table, summary, segs, duration, feats.stats.frames_decoded, model.characters, feats.computed)
+    shot_table = shots_table(starts, feats.frame_times, duration)
+    return Prediction(table, summary, segs, shot_table, duration, feats.stats.frames_decoded, model.characters,
+                      feats.computed)
 
 
 def predict(video: str | os.PathLike, model_dir: str | os.PathLike, out_dir: str | os.PathLike,
-            fps: float | None = 1.0) -> Prediction:
+            fps: float | None = 1.0, shots: bool = True) -> Prediction:
     """``screentime predict``: load the model, predict ``video``, write the CSVs to ``out_dir``."""
     VideoStream(video)  # a bad video fails here, before the model loads
     model = load_model(model_dir)
-    result = predict_video(video, model, fps)
+    result = predict_video(video, model, fps, shots)
     out = Path(out_dir)
     write_csv(result.predictions, out / "predictions.csv")
     write_csv(result.screentime, out / "screentime.csv")
     write_csv(result.segments, out / "segments.csv")
+    write_csv(result.shots, out / "shots.csv")
     write_json(video_summary(video, result, fps), out / "video.json")
     return result
 
