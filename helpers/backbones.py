@@ -5,6 +5,7 @@
 - ``vgg16``, ``mobilenet_v2``, ``efficientnet_b0``: ``keras.applications`` with ImageNet weights
   (downloaded and cached by Keras on first use), global-average pooled.
 - a path to a ``.keras`` model taking RGB 0–255 pixels at its own input size.
+- several of these joined with commas (``colour,model.keras``): fused features.
 
 Each backbone applies its own preprocessing, so callers always pass OpenCV's BGR uint8 frames.
 """
@@ -33,7 +34,7 @@ APPLICATIONS: dict[str, dict[str, Any]] = {
                         "preprocessing": "keras.applications.efficientnet.preprocess_input: RGB 0-255 (rescaling inside the model)"},
 }
 CLASSICAL = ("colour", "colour+hog")
-BACKBONE_CHOICES = (*CLASSICAL, *APPLICATIONS, "PATH.keras")
+BACKBONE_CHOICES = (*CLASSICAL, *APPLICATIONS, "PATH.keras", "A,B (fusion)")
 
 
 class Backbone(Protocol):
@@ -225,9 +226,45 @@ def file_backbone(path: str | os.PathLike) -> KerasBackbone:
     return KerasBackbone(model, lambda x: x, spec, f"file-{file_digest(p)}")
 
 
+class FusionBackbone:
+    """Several backbones side by side: their features concatenated, each part L2-normalised.
+
+    Colour separates characters with distinct palettes and fails on props painted like them; an
+    ImageNet network sees shapes but fails on a new camera angle. Together a head can use both.
+    """
+
+    def __init__(self, parts: Sequence[Backbone]):
+        self.parts = list(parts)
+        names = [p.spec["name"] for p in self.parts]
+        self.spec = {"kind": "fusion", "name": ",".join(names), "parts": [dict(p.spec) for p in self.parts],
+                     "input_size": [p.spec["input_size"] for p in self.parts],
+                     "preprocessing": "each part's own, then each part's features L2-normalised and concatenated"}
+        keys = [p.cache_key for p in self.parts]
+        self.cache_key = None if None in keys else "fusion-" + hashlib.sha256("|".join(keys).encode()).hexdigest()[:16]
+
+    def prepare(self, image: np.ndarray) -> tuple:
+        return tuple(p.prepare(image) for p in self.parts)
+
+    def embed(self, prepared: Sequence[tuple]) -> np.ndarray:
+        blocks = []
+        for j, part in enumerate(self.parts):
+            X = part.embed([item[j] for item in prepared])
+            blocks.append(X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), 1e-8))
+        return np.concatenate(blocks, axis=1).astype(np.float32)
+
+    def features(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        return self.embed([self.prepare(im) for im in images])
+
+
 def load_backbone(name: str, *, weights: str | None = "imagenet", input_size: int | None = None) -> Backbone:
-    """The backbone called ``name`` (see the module docstring), ready to extract features."""
+    """The backbone called ``name`` (see the module docstring), ready to extract features.
+
+    Several names joined with commas (``colour,squeezenet.keras``) make a :class:`FusionBackbone`.
+    """
     key = str(name).strip()
+    if "," in key:
+        return FusionBackbone([load_backbone(part, weights=weights, input_size=input_size)
+                               for part in key.split(",") if part.strip()])
     if key.lower() in ("colour", "color"):
         return ColourBackbone()
     if key.lower() in ("colour+hog", "color+hog"):
@@ -239,18 +276,23 @@ def load_backbone(name: str, *, weights: str | None = "imagenet", input_size: in
     raise UsageError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONE_CHOICES)}")
 
 
-def save_backbone(backbone: Backbone, model_dir: Path) -> dict[str, Any]:
+def save_backbone(backbone: Backbone, model_dir: Path, filename: str = "backbone.keras") -> dict[str, Any]:
     """Store what a model folder needs to rebuild ``backbone``; returns the spec to record."""
+    if isinstance(backbone, FusionBackbone):
+        parts = [save_backbone(p, model_dir, f"backbone{j}.keras") for j, p in enumerate(backbone.parts)]
+        return {**backbone.spec, "parts": parts}
     spec = dict(backbone.spec)
     if spec["kind"] == "file" or (spec["kind"] == "application" and spec["weights"] != "imagenet"):
         assert isinstance(backbone, KerasBackbone)
-        backbone.save(model_dir / "backbone.keras")
-        spec["file"] = "backbone.keras"
+        backbone.save(model_dir / filename)
+        spec["file"] = filename
     return spec
 
 
 def backbone_from_spec(spec: dict[str, Any], model_dir: Path) -> Backbone:
     """Rebuild the backbone recorded in a model folder."""
+    if spec["kind"] == "fusion":
+        return FusionBackbone([backbone_from_spec(part, model_dir) for part in spec["parts"]])
     if spec["kind"] == "classical":
         return ColourBackbone(hog=spec["name"] == "colour+hog")
     if "file" in spec:

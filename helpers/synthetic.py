@@ -3,6 +3,11 @@
 TOM is a large blue-grey cat (ellipse body, round head, pointed ears); JERRY a small brown mouse
 (round body, big round ears). They move over backgrounds that change at every shot cut. Each shot
 shows neither, one, or both characters. Same seed, same video, same truth.
+
+``hard=True`` makes footage that defeats colour alone: props painted exactly in a character's
+colours, lighting that changes from shot to shot and flickers, pillars in front of the action
+(a character counts as present while at least a quarter of it is visible), and characters from
+half to twice their usual size.
 """
 
 from __future__ import annotations
@@ -79,8 +84,9 @@ def _draw_jerry(image: np.ndarray, x: float, y: float, s: float) -> None:
     cv2.line(image, (int(x - 11 * s), int(y)), (int(x - 20 * s), int(y + 4 * s)), _JERRY_BODY, max(1, int(2 * s)))
 
 
-def _new_sprite(kind: str, rng: np.random.Generator, width: int, height: int) -> _Sprite:
-    scale = (rng.uniform(0.9, 1.3) if kind == "tom" else rng.uniform(1.0, 1.5)) * width / 320
+def _new_sprite(kind: str, rng: np.random.Generator, width: int, height: int, hard: bool = False) -> _Sprite:
+    low, high = ((0.5, 1.8) if kind == "tom" else (0.6, 2.0)) if hard else ((0.9, 1.3) if kind == "tom" else (1.0, 1.5))
+    scale = rng.uniform(low, high) * width / 320
     speed = rng.uniform(20, 80) * width / 320
     angle = rng.uniform(0, 2 * np.pi)
     margin = 45 * scale
@@ -98,6 +104,62 @@ def _move(sprite: _Sprite, dt: float, width: int, height: int) -> None:
     if not margin <= sprite.y <= height - margin / 2:
         sprite.vy = -sprite.vy
         sprite.y = float(np.clip(sprite.y, margin, height - margin / 2))
+
+
+@dataclass
+class _Scene:
+    """What a hard shot adds: props in the characters' colours, lighting, an occluding pillar."""
+
+    props: list[tuple[str, tuple[int, int], int, tuple[int, int, int]]]
+    brightness: float
+    occluder: tuple[int, int, int, int] | None
+
+
+def _hard_scene(rng: np.random.Generator, width: int, height: int) -> _Scene:
+    props = []
+    for _ in range(rng.integers(0, 4)):
+        colour = _TOM_BODY if rng.random() < 0.5 else _JERRY_BODY
+        shape = "ball" if rng.random() < 0.5 else "box"
+        centre = (int(rng.integers(0, width)), int(rng.integers(height // 4, height)))
+        props.append((shape, centre, int(rng.integers(width // 40, width // 10)), colour))
+    occluder = None
+    if rng.random() < 0.35:
+        w = int(rng.integers(width // 12, width // 6))
+        x = int(rng.integers(0, width - w))
+        occluder = (x, 0, x + w, height)
+    return _Scene(props, float(rng.uniform(0.6, 1.3)), occluder)
+
+
+def _draw_props(image: np.ndarray, scene: _Scene) -> None:
+    for shape, (x, y), r, colour in scene.props:
+        if shape == "ball":
+            cv2.circle(image, (x, y), r, colour, -1)
+        else:
+            cv2.rectangle(image, (x - r, y - r // 2), (x + r, y + r // 2), colour, -1)
+
+
+def _render_hard(background: np.ndarray, sprites: list[_Sprite], scene: _Scene, t: float) -> tuple[np.ndarray, list[str]]:
+    """One hard frame and the characters at least a quarter visible in it."""
+    frame = background.copy()
+    _draw_props(frame, scene)
+    visible = []
+    for sprite in sprites:
+        draw = _draw_tom if sprite.kind == "tom" else _draw_jerry
+        layer = np.zeros_like(frame)
+        draw(layer, sprite.x, sprite.y, sprite.scale)
+        mask = layer.any(axis=2)
+        frame[mask] = layer[mask]
+        area = mask.sum()
+        if scene.occluder is not None:
+            x0, y0, x1, y1 = scene.occluder
+            mask[y0:y1, x0:x1] = False
+        if area and mask.sum() >= 0.25 * area:
+            visible.append(sprite.kind)
+    if scene.occluder is not None:
+        x0, y0, x1, y1 = scene.occluder
+        cv2.rectangle(frame, (x0, y0), (x1, y1), (60, 70, 90), -1)
+    light = scene.brightness * (1 + 0.1 * np.sin(2 * np.pi * t / 1.7))
+    return np.clip(frame.astype(np.float32) * light, 0, 255).astype(np.uint8), sorted(visible)
 
 
 def shot_plan(seconds: float, fps: float, seed: int) -> list[tuple[int, int, str]]:
@@ -122,6 +184,7 @@ def make_cartoon(
     fps: float = 25.0,
     size: tuple[int, int] = (320, 180),
     seed: int = 0,
+    hard: bool = False,
 ) -> pd.DataFrame:
     """Write a synthetic cartoon to ``path`` (.mp4 or .avi) and return its truth (frame, time_s, label)."""
     width, height = size
@@ -137,16 +200,22 @@ def make_cartoon(
         for first, end, kind in shot_plan(seconds, fps, seed):
             background = _background(rng, width, height)
             members = {"none": [], "tom": ["tom"], "jerry": ["jerry"], "both": ["jerry", "tom"]}[kind]
-            sprites = [_new_sprite(name, rng, width, height) for name in members]
+            sprites = [_new_sprite(name, rng, width, height, hard) for name in members]
+            scene = _hard_scene(rng, width, height) if hard else None
             pan = rng.uniform(-15, 15)
             for index in range(first, end):
                 t = (index - first) / fps
-                frame = np.roll(background, int(pan * t), axis=1)
+                moved = np.roll(background, int(pan * t), axis=1)
+                if scene is None:
+                    frame, shown = moved, members
+                    for sprite in sprites:
+                        (_draw_tom if sprite.kind == "tom" else _draw_jerry)(frame, sprite.x, sprite.y, sprite.scale)
+                else:
+                    frame, shown = _render_hard(moved, sprites, scene, index / fps)
                 for sprite in sprites:
-                    (_draw_tom if sprite.kind == "tom" else _draw_jerry)(frame, sprite.x, sprite.y, sprite.scale)
                     _move(sprite, 1.0 / fps, width, height)
                 writer.write(frame)
-                rows.append((index, round(index / fps, 4), ";".join(members) or "none"))
+                rows.append((index, round(index / fps, 4), ";".join(shown) or "none"))
     finally:
         writer.release()
     return pd.DataFrame(rows, columns=["frame", "time_s", "label"])

@@ -81,3 +81,19 @@ def test_unknown_backbone_and_missing_files(tmp_path):
         load_backbone(str(tmp_path / "junk.keras"))
     with pytest.raises(ScreentimeError, match="weights file .* does not exist"):
         application_backbone("vgg16", weights=str(tmp_path / "w.h5"))
+
+
+def test_fusion_concatenates_normalised_parts(frames, tmp_path):
+    from helpers.backbones import FusionBackbone
+
+    keras = keras_module()
+    inputs = keras.Input((40, 40, 3))
+    outputs = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(6, 3)(inputs))
+    keras.Model(inputs, outputs).save(tmp_path / "tiny.keras")
+    fused = load_backbone(f"colour,{tmp_path / 'tiny.keras'}")
+    assert isinstance(fused, FusionBackbone) and fused.spec["name"] == "colour,tiny.keras"
+    X = fused.features(frames)
+    assert X.shape == (3, 264 + 6)
+    assert np.allclose(np.linalg.norm(X[:, :264], axis=1), 1, atol=1e-5)
+    assert np.allclose(np.linalg.norm(X[:, 264:], axis=1), 1, atol=1e-5)
+    assert fused.cache_key and fused.cache_key != ColourBackbone().cache_key

@@ -10,6 +10,7 @@ import pytest
 from helpers.errors import ScreentimeError
 from helpers.model import load_model
 from helpers.pipeline import extract_features, train
+from helpers.video import sample_frames
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +86,19 @@ def test_label_past_the_last_frame(tmp_path, train_cartoon):
     (tmp_path / "late.csv").write_text("frame,label\n0,none\n10,tom\n5000,tom\n")
     with pytest.raises(ScreentimeError, match="labels frame 5000, but .* decodes only 1500 frames"):
         train(train_cartoon.video, tmp_path / "late.csv", tmp_path / "m")
+
+
+def test_fused_model_round_trip(tmp_path, train_cartoon, train_labels):
+    from helpers.backbones import keras_module
+
+    keras = keras_module()
+    inputs = keras.Input((40, 40, 3))
+    outputs = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(6, 3)(inputs))
+    keras.Model(inputs, outputs).save(tmp_path / "tiny.keras")
+    model = train(train_cartoon.video, train_labels, tmp_path / "m", backbone=f"colour,{tmp_path / 'tiny.keras'}")
+    assert (tmp_path / "m" / "backbone1.keras").is_file() and not (tmp_path / "m" / "backbone0.keras").exists()
+    again = load_model(tmp_path / "m")
+    feats = extract_features(train_cartoon.video, again.backbone, fps=0.5)
+    assert feats.X.shape[1] == 270
+    images = [f.image for f in sample_frames(train_cartoon.video, fps=0.5)]
+    assert np.allclose(again.predict_proba(feats.X), model.predict_proba(model.backbone.features(images)), atol=1e-4)

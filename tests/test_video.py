@@ -104,3 +104,20 @@ def test_missing_folder_text_and_empty_files_are_refused(tmp_path):
         list(sample_frames(tmp_path / "notes.mp4"))
     with pytest.raises(ScreentimeError, match="empty file"):
         list(sample_frames(tmp_path / "empty.mp4"))
+
+
+def test_hard_cartoon_truth_follows_visibility(tmp_path):
+    """Hard mode: same seed, same video and truth; a character hidden behind a pillar is not present."""
+    from helpers.labels import parse_label
+    from helpers.synthetic import shot_plan
+
+    a = make_cartoon(tmp_path / "a.mp4", seconds=60, seed=4, hard=True, size=(160, 90))
+    b = make_cartoon(tmp_path / "b.mp4", seconds=60, seed=4, hard=True, size=(160, 90))
+    assert a.equals(b) and (tmp_path / "a.mp4").read_bytes() == (tmp_path / "b.mp4").read_bytes()
+    planned = {}
+    for first, end, kind in shot_plan(60, 25, 4):
+        for f in range(first, end):
+            planned[f] = {"none": set(), "both": {"jerry", "tom"}}.get(kind, {kind})
+    shown = [parse_label(label, "truth") for label in a["label"]]
+    assert all(s <= planned[f] for f, s in zip(a["frame"], shown))  # only ever fewer than planned
+    assert any(s < planned[f] for f, s in zip(a["frame"], shown))  # some are hidden by a pillar

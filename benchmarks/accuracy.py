@@ -1,0 +1,101 @@
+"""Accuracy benchmark: frame accuracy and worst screen-time error, per dataset, backbone and smoothing.
+
+    python benchmarks/accuracy.py [--out data/runs/accuracy] [--shared ../shared]
+
+Datasets: (1) a hard synthetic pair (props painted in the characters' colours, lighting changes,
+occluding pillars, half to double sizes, cuts): train on one video labelled once per second, test
+on another, predicted at 5 frames per second; (2) the real Megamind clip from ``../shared`` when it
+is there (train on train_labels.csv, predict every frame, score frames 154-269). Backbones: colour,
+the SqueezeNet file from ``../shared/models`` when present, and their fusion. Each cell: frame
+accuracy (exact set of characters) / worst per-character screen-time error as % of the scored length.
+Smoothing: off = each frame alone (``present_raw``); on = the strength chosen by time-blocked
+validation on the training labels (``present``), with restarts at shot cuts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from helpers.evaluate import evaluate_frames  # noqa: E402
+from helpers.fileio import write_csv  # noqa: E402
+from helpers.pipeline import predict, train  # noqa: E402
+from helpers.synthetic import make_cartoon  # noqa: E402
+
+
+def hard_synthetic(folder: Path) -> dict:
+    train_truth = make_cartoon(folder / "hard_train.mp4", seconds=120, seed=101, hard=True)
+    test_truth = make_cartoon(folder / "hard_test.mp4", seconds=60, seed=202, hard=True)
+    write_csv(train_truth.iloc[::25], folder / "hard_train_labels.csv")
+    return {"name": "hard synthetic (train 120 s, test another 60 s, 5 fps)", "train_video": folder / "hard_train.mp4",
+            "labels": folder / "hard_train_labels.csv", "test_video": folder / "hard_test.mp4", "truth": test_truth,
+            "fps": 5.0, "first_scored": 0}
+
+
+def megamind(shared: Path) -> dict | None:
+    d = shared / "data" / "megamind"
+    if not (d / "Megamind.avi").is_file():
+        return None
+    return {"name": "Megamind (train frames 0-153, score 154-269, every frame)", "train_video": d / "Megamind.avi",
+            "labels": d / "train_labels.csv", "test_video": d / "Megamind.avi", "truth": pd.read_csv(d / "truth.csv"),
+            "fps": None, "first_scored": 154}
+
+
+def score(pred: pd.DataFrame, truth: pd.DataFrame, first: int, column: str) -> tuple[float, float]:
+    """Frame accuracy and the worst character's |screen-time error| as % of the scored seconds."""
+    p = pred[pred["frame"] >= first].assign(present=pred[column])
+    result = evaluate_frames(p.drop(columns=["present_raw"]), truth[truth["frame"] >= first])
+    worst = max(c["error_pct_of_scored"] for c in result["characters"].values())
+    return result["accuracy"], worst
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default="data/runs/accuracy")
+    parser.add_argument("--shared", default=str(Path(__file__).resolve().parents[2] / "shared"))
+    args = parser.parse_args()
+    out, shared = Path(args.out), Path(args.shared)
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("SCREENTIME_CACHE", str(out / "cache"))
+
+    squeezenet = shared / "models" / "squeezenet_v1_1_imagenet.keras"
+    backbones = {"colour": "colour"}
+    if squeezenet.is_file():
+        backbones["squeezenet"] = str(squeezenet)
+        backbones["fusion"] = f"colour,{squeezenet}"
+    datasets = [d for d in (hard_synthetic(out), megamind(shared)) if d]
+
+    rows = []
+    for data in datasets:
+        row = {"dataset": data["name"]}
+        for label, backbone in backbones.items():
+            start = time.time()
+            model = train(data["train_video"], data["labels"], out / f"model_{label}", backbone=backbone)
+            result = predict(data["test_video"], out / f"model_{label}", out / f"pred_{label}", fps=data["fps"])
+            for smoothing, column in (("off", "present_raw"), ("on", "present")):
+                acc, worst = score(result.predictions, data["truth"], data["first_scored"], column)
+                row[f"{label} / smoothing {smoothing}"] = f"{100 * acc:.1f}% / {worst:.2f}%"
+            print(f"{data['name']}: {label} done in {time.time() - start:.0f} s "
+                  f"(smoothing chosen: {model.smoothing_s:g} s)", file=sys.stderr)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    write_csv(table, out / "accuracy.csv")
+    print(markdown(table))
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """A Markdown table (no extra dependency)."""
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + " --- |" * len(table.columns)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
