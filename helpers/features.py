@@ -10,7 +10,7 @@ import os
 import queue
 import threading
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -77,6 +77,18 @@ def prefetch(items: Iterator[T], depth: int = QUEUE_DEPTH) -> Iterator[T]:
         worker.join(timeout=10)
 
 
+class _OnDemand:
+    """The current frame's pixels, converted at most once and only if someone asks."""
+
+    def __init__(self, retrieve: Callable[[], np.ndarray]):
+        self._retrieve, self._image = retrieve, None
+
+    def __call__(self) -> np.ndarray:
+        if self._image is None:
+            self._image = self._retrieve()
+        return self._image
+
+
 def selected_indices(times: np.ndarray, fps: float | None, frames: Iterable[int] | None) -> np.ndarray:
     """Which frames a sampling request picks, given every frame's timestamp (no decoding)."""
     select = make_selector(fps, frames)
@@ -88,9 +100,18 @@ def cache_enabled() -> bool:
     return not os.environ.get("SCREENTIME_NO_CACHE")
 
 
+#: Called with (index, time_s, get_image) for every decoded frame, in the decoding thread.
+FrameWatcher = Callable[[int, float, Callable[[], np.ndarray]], None]
+
+
 def extract_features(video: str | os.PathLike, backbone: Backbone, fps: float | None = 1.0, *,
-                     frames: Iterable[int] | None = None, batch_size: int = BATCH_SIZE) -> Features:
-    """Features of the frames of ``video`` sampled at ``fps`` (None: all) or listed in ``frames``."""
+                     frames: Iterable[int] | None = None, batch_size: int = BATCH_SIZE,
+                     watch: FrameWatcher | None = None) -> Features:
+    """Features of the frames of ``video`` sampled at ``fps`` (None: all) or listed in ``frames``.
+
+    ``watch`` sees every decoded frame of the pass (e.g. the shot detector); a full cache hit
+    decodes nothing, so it then sees none.
+    """
     frames = None if frames is None else sorted(set(int(f) for f in frames))
     entry = CachedVideo.open(video, backbone.cache_key) if backbone.cache_key and cache_enabled() else None
     if entry is not None and entry.times is not None:
@@ -111,10 +132,13 @@ def extract_features(video: str | os.PathLike, backbone: Backbone, fps: float | 
         batch = []
         for index, time_s in progress(stream, total=stream.info.claimed_frames, desc="features"):
             times.append(time_s)
+            image = _OnDemand(stream.retrieve)
+            if watch is not None:
+                watch(index, time_s, image)
             if select(index, time_s):
                 rows.append((index, time_s))
                 if entry is None or entry.lookup(np.array([index])) is None:
-                    batch.append((index, backbone.prepare(stream.retrieve())))
+                    batch.append((index, backbone.prepare(image())))
                     if len(batch) == batch_size:
                         yield batch
                         batch = []

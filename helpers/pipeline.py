@@ -28,7 +28,7 @@ from .labels import (
 from .model import ScreentimeModel, load_model
 from .progress import log
 from .screentime import screen_time_tables
-from .shots import sample_breaks, shot_starts, shots_table
+from .shots import CutDetector, cached_shot_starts, sample_breaks, shot_starts, shots_table, store_shot_starts
 from .video import VideoStream, frame_times, sample_frames
 
 
@@ -125,8 +125,15 @@ def predict_video(video: str | os.PathLike, model: ScreentimeModel, fps: float |
     With ``shots``, cuts are found (PySceneDetect) and smoothing restarts at each one.
     """
     log.info("classifying %s (--fps %s)", video, f"{fps:g}" if fps else "all")
-    feats = extract_features(video, model.backbone, fps)
-    starts = shot_starts(video, use_cache=cache_enabled()) if shots else [0]
+    use_cache = cache_enabled()
+    starts = cached_shot_starts(video) if shots and use_cache else None
+    cuts = CutDetector(VideoStream(video).info.nominal_fps) if shots and starts is None else None
+    feats = extract_features(video, model.backbone, fps, watch=cuts)
+    if cuts is not None:
+        starts = cuts.finish() if cuts.saw_frames else shot_starts(video, use_cache)  # features were cached
+        if use_cache and cuts.saw_frames:
+            store_shot_starts(video, starts)
+    starts = starts or [0]
     proba = model.predict_proba(feats.X)
     raw = model.present_raw(proba)
     breaks = sample_breaks(feats.frames["frame"].to_numpy(), starts)

@@ -2,8 +2,10 @@
 
 The adaptive detector compares each frame's change with the changes around it, so it also finds
 cuts between two shots of the same set (a small absolute change, large next to the still frames
-around it). Smoothing restarts at each cut: a character who appears right after a cut is judged on
-the new shot's evidence alone.
+around it). It looks at 5 frames per second (downscaled to 160 px wide), fed from the same decoding
+pass that computes features, so finding shots costs no second pass over the video. Smoothing
+restarts at each cut: a character who appears right after a cut is judged on the new shot's
+evidence alone. Shots are cached per video like features.
 """
 
 from __future__ import annotations
@@ -11,50 +13,101 @@ from __future__ import annotations
 import json
 import logging
 import os
+from typing import Callable
 
+import cv2
 import numpy as np
 import pandas as pd
 
 from .cache import cache_root, video_key
 from .errors import ScreentimeError
 from .fileio import atomic_path
-from .progress import log
+from .video import VideoStream
 
 ADAPTIVE_THRESHOLD = 3.0  # a cut changes at least 3x more than the frames around it...
 MIN_CONTENT_VAL = 5.0  # ...and at least this much in absolute terms (PySceneDetect's content score)
 MIN_SHOT_FRAMES = 5
+DETECT_FPS = 5.0
+DETECT_WIDTH = 160
+
+
+class CutDetector:
+    """Feed it every decoded frame (index, time, a way to get the image); ``finish()`` gives shot starts."""
+
+    def __init__(self, nominal_fps: float):
+        from scenedetect import AdaptiveDetector
+
+        logging.getLogger("pyscenedetect").setLevel(logging.ERROR)
+        self.fps = nominal_fps if nominal_fps > 0 else 25.0
+        self.step = max(1, round(self.fps / DETECT_FPS))
+        self.detector = AdaptiveDetector(adaptive_threshold=ADAPTIVE_THRESHOLD, min_content_val=MIN_CONTENT_VAL,
+                                         min_scene_len=MIN_SHOT_FRAMES)
+        self.starts = [0]
+        self.last = None
+
+    def __call__(self, index: int, time_s: float, image: Callable[[], np.ndarray]) -> None:
+        if index % self.step:
+            return
+        from scenedetect import FrameTimecode
+
+        frame = image()
+        h, w = frame.shape[:2]
+        small = cv2.resize(frame, (DETECT_WIDTH, max(1, round(h * DETECT_WIDTH / w))), interpolation=cv2.INTER_AREA)
+        self.last, self._last_small = FrameTimecode(index, fps=self.fps), small
+        self.starts += [int(cut.frame_num) for cut in self.detector.process_frame(self.last, small)]
+
+    @property
+    def saw_frames(self) -> bool:
+        return self.last is not None
+
+    def finish(self) -> list[int]:
+        """First frame of every shot, 0 included."""
+        if self.last is not None:
+            from scenedetect import FrameTimecode
+
+            # The detector judges a frame against the ones after it too: repeat the last frame (no
+            # change, so no cut of its own) so that a cut in the final moments is still judged.
+            end = int(self.last.frame_num)
+            for k in range(1, self.detector.window_width + 1):
+                tail = FrameTimecode(end + k * self.step, fps=self.fps)
+                self.starts += [int(c.frame_num) for c in self.detector.process_frame(tail, self._last_small)]
+            self.starts += [int(cut.frame_num) for cut in self.detector.post_process(self.last)]
+        return sorted(f for f in set(self.starts) if f <= end) if self.last is not None else [0]
+
+
+def _cache_path(video: str | os.PathLike):
+    name = f"shots-adaptive-{ADAPTIVE_THRESHOLD:g}-{MIN_CONTENT_VAL:g}-{MIN_SHOT_FRAMES}-{DETECT_FPS:g}.json"
+    return cache_root() / video_key(video) / name
+
+
+def cached_shot_starts(video: str | os.PathLike) -> list[int] | None:
+    """Shot starts from the cache, or None."""
+    try:
+        return [int(f) for f in json.loads(_cache_path(video).read_text())]
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def store_shot_starts(video: str | os.PathLike, starts: list[int]) -> None:
+    """Remember shot starts (a cache that cannot be written is not an error)."""
+    try:
+        with atomic_path(_cache_path(video)) as tmp:
+            tmp.write_text(json.dumps(starts))
+    except ScreentimeError:
+        pass
 
 
 def shot_starts(video: str | os.PathLike, use_cache: bool = True) -> list[int]:
-    """Decoded frame index where each shot begins (the first is 0)."""
-    cached = (cache_root() / video_key(video)
-              / f"shots-adaptive-{ADAPTIVE_THRESHOLD:g}-{MIN_CONTENT_VAL:g}-{MIN_SHOT_FRAMES}.json")
-    if use_cache and cached.is_file():
-        try:
-            return [int(f) for f in json.loads(cached.read_text())]
-        except (ValueError, OSError):
-            pass
-    from scenedetect import AdaptiveDetector, SceneManager, open_video
-
-    logging.getLogger("pyscenedetect").setLevel(logging.ERROR)
-    try:
-        manager = SceneManager()
-        manager.add_detector(AdaptiveDetector(adaptive_threshold=ADAPTIVE_THRESHOLD, min_content_val=MIN_CONTENT_VAL,
-                                              min_scene_len=MIN_SHOT_FRAMES))
-        manager.detect_scenes(video=open_video(str(video)), show_progress=False)
-        found = [int(start.frame_num) for start, _ in manager.get_scene_list(start_in_scene=True)]
-        # PySceneDetect numbers frames from its reader's position, which starts at 1 on some AVI
-        # files; our indices count decoded frames from 0.
-        starts = sorted({0} | {f - found[0] for f in found}) if found else [0]
-    except Exception as exc:  # the video decoded for features; a detector failure must not lose the run
-        log.warning("shot detection failed on %s (%s); smoothing runs without cuts", video, exc)
-        return [0]
+    """Decoded frame index where each shot begins (the first is 0): cached, or one decoding pass."""
+    if use_cache and (starts := cached_shot_starts(video)) is not None:
+        return starts
+    stream = VideoStream(video)
+    detector = CutDetector(stream.info.nominal_fps)
+    for index, time_s in stream:
+        detector(index, time_s, stream.retrieve)
+    starts = detector.finish()
     if use_cache:
-        try:
-            with atomic_path(cached) as tmp:
-                tmp.write_text(json.dumps(starts))
-        except ScreentimeError:
-            pass
+        store_shot_starts(video, starts)
     return starts
 
 

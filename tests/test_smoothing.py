@@ -74,7 +74,8 @@ def test_too_few_labels_keep_the_defaults():
 
 
 def test_shots_are_found_where_the_generator_cut(tmp_path, monkeypatch):
-    """PySceneDetect finds every cut of a synthetic cartoon, even between two shots of the same set."""
+    """PySceneDetect finds every cut of a synthetic cartoon, even between two shots of the same set,
+    at most one look (5 per second: 5 frames at 25 fps) after it happened."""
     from helpers.shots import sample_breaks, shot_starts, shots_table
     from helpers.synthetic import make_cartoon, shot_plan
     from helpers.video import frame_times
@@ -84,14 +85,15 @@ def test_shots_are_found_where_the_generator_cut(tmp_path, monkeypatch):
     make_cartoon(video, seconds=30, seed=2)
     truth = [first for first, _, _ in shot_plan(30, 25, 2)]
     starts = shot_starts(video)
-    assert starts == truth
-    assert shot_starts(video) == truth  # the second time from the cache
+    assert len(starts) == len(truth)
+    assert all(0 <= found - cut < 5 for found, cut in zip(starts, truth))
+    assert shot_starts(video) == starts  # the second time from the cache
     times, stats = frame_times(video)
     table = shots_table(starts, times, stats.duration_s)
-    assert table["start_s"].tolist() == [round(f / 25, 4) for f in truth]
+    assert table["start_s"].tolist() == [round(f / 25, 4) for f in starts]
     assert table["end_s"].iloc[-1] == 30.0 and (table["end_s"] > table["start_s"]).all()
     samples = np.arange(0, 750, 25)  # one frame per second
-    assert sample_breaks(samples, starts) == sorted({int(np.searchsorted(samples, f)) for f in truth[1:]} - {0, 30})
+    assert sample_breaks(samples, starts) == sorted({int(np.searchsorted(samples, f)) for f in starts[1:]} - {0, 30})
 
 
 def test_predict_writes_shots_and_smooths_within_them(tmp_path, train_cartoon, train_labels, test_cartoon):
@@ -105,3 +107,15 @@ def test_predict_writes_shots_and_smooths_within_them(tmp_path, train_cartoon, t
     assert list(shots.columns) == ["start_s", "end_s"] and len(shots) >= 5
     assert shots["start_s"].iloc[0] == 0 and shots["end_s"].iloc[-1] == result.duration_s
     assert {"present_raw", "present"} <= set(result.predictions.columns)
+
+
+def test_shots_found_during_the_feature_pass_equal_a_separate_pass(tmp_path, monkeypatch, test_cartoon):
+    from helpers.backbones import ColourBackbone
+    from helpers.features import extract_features
+    from helpers.shots import CutDetector, shot_starts
+    from helpers.video import VideoStream
+
+    monkeypatch.setenv("SCREENTIME_NO_CACHE", "1")
+    cuts = CutDetector(VideoStream(test_cartoon.video).info.nominal_fps)
+    extract_features(test_cartoon.video, ColourBackbone(), fps=1, watch=cuts)
+    assert cuts.finish() == shot_starts(test_cartoon.video, use_cache=False)

@@ -1,0 +1,208 @@
+"""Speed benchmark: the 2018 tutorial's pipeline against the project's, in one run, as ratios.
+
+    python benchmarks/speed.py [--out data/runs/speed] [--minutes 5] [--long-minutes 60] [--quick]
+
+On one generated video (default 5 minutes, 640x360, 25 fps) sampled at 1 frame per second:
+- the tutorial's path as written (Keras 3 names): read() every frame and write a JPEG per second,
+  read the JPEGs back, resize with skimage.transform.resize, VGG16 features with predict();
+  and for training, its dense head (25088 -> 1024 -> 3, 100 epochs) on 300 labelled frames;
+- the project's `predict` with a VGG16 backbone and with the default backbone, cold (no cache),
+  and again warm (features and shots from the cache); `train` on 300 labelled frames;
+- decode alone and the default backbone's model alone (the overhead baseline);
+- peak memory (RSS) of `predict` with the default backbone on the 5-minute video and on a long
+  low-resolution one (default 60 minutes, 160x90), each measured in a fresh process.
+Speed does not depend on weight values, so VGG16 uses weights=None (ImageNet weights need a download).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+def timed(fn, *args, **kwargs):
+    start = time.perf_counter()
+    value = fn(*args, **kwargs)
+    return value, time.perf_counter() - start
+
+
+def tutorial_extract(video: Path, folder: Path) -> int:
+    """Step 1 as the tutorial wrote it: read() every frame, keep frameId % floor(fps) == 0 as JPEG."""
+    import cv2
+
+    folder.mkdir(parents=True, exist_ok=True)
+    count = 0
+    cap = cv2.VideoCapture(str(video))
+    frame_rate = cap.get(5)
+    while cap.isOpened():
+        frame_id = cap.get(1)
+        ret, frame = cap.read()
+        if not ret:
+            break
+        if frame_id % math.floor(frame_rate) == 0:
+            cv2.imwrite(str(folder / f"frame{count}.jpg"), frame)
+            count += 1
+    cap.release()
+    return count
+
+
+def tutorial_read_back(folder: Path, count: int) -> np.ndarray:
+    import matplotlib.pyplot as plt
+
+    return np.array([plt.imread(str(folder / f"frame{i}.jpg")) for i in range(count)])
+
+
+def tutorial_resize(X: np.ndarray) -> np.ndarray:
+    from skimage.transform import resize
+
+    return np.array([resize(x, preserve_range=True, output_shape=(224, 224)).astype(int) for x in X])
+
+
+def tutorial_vgg16(X: np.ndarray) -> np.ndarray:
+    from helpers.backbones import keras_module
+
+    keras_module()  # TensorFlow backend, quiet start-up
+    from keras.applications.vgg16 import VGG16, preprocess_input
+
+    base_model = VGG16(weights=None, include_top=False, input_shape=(224, 224, 3))
+    return base_model.predict(preprocess_input(X.astype("float32")), verbose=0)
+
+
+def tutorial_head(features: np.ndarray, classes: np.ndarray) -> None:
+    """The tutorial's dense head: 25088 -> 1024 (sigmoid) -> 3 (softmax), adam, 100 epochs."""
+    from helpers.backbones import keras_module
+
+    keras = keras_module()
+    X = features.reshape(len(features), -1)
+    X = X / max(X.max(), 1e-8)
+    y = keras.utils.to_categorical(classes, 3)
+    model = keras.Sequential([keras.Input((X.shape[1],)), keras.layers.Dense(1024, activation="sigmoid"),
+                              keras.layers.Dense(3, activation="softmax")])
+    model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
+    model.fit(X, y, epochs=100, verbose=0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default="data/runs/speed")
+    parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--long-minutes", type=float, default=60.0)
+    parser.add_argument("--quick", action="store_true", help="1-minute videos, to try the script")
+    args = parser.parse_args()
+    if args.quick:
+        args.minutes, args.long_minutes = 1.0, 3.0
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cache = out / "cache"
+    os.environ["SCREENTIME_CACHE"] = str(cache)
+
+    from helpers.backbones import ColourBackbone
+    from helpers.fileio import write_csv
+    from helpers.pipeline import predict, train
+    from helpers.synthetic import make_cartoon
+
+    video = out / f"video_{args.minutes:g}min_640x360.mp4"
+    truth_csv = out / f"video_{args.minutes:g}min_truth.csv"
+    if not video.is_file():
+        write_csv(make_cartoon(video, seconds=60 * args.minutes, fps=25, size=(640, 360), seed=7), truth_csv)
+    import pandas as pd
+
+    truth = pd.read_csv(truth_csv)
+    labels = truth.iloc[:: max(1, len(truth) // 300)].head(300)
+    write_csv(labels, out / "labels_300.csv")
+    rows: dict[str, float] = {}
+
+    # --- the tutorial, as written ---------------------------------------------------------------
+    shutil.rmtree(out / "tutorial_frames", ignore_errors=True)
+    count, rows["tutorial: extract (read every frame, JPEG per second)"] = timed(tutorial_extract, video, out / "tutorial_frames")
+    X, rows["tutorial: read JPEGs back"] = timed(tutorial_read_back, out / "tutorial_frames", count)
+    X, rows["tutorial: skimage resize"] = timed(tutorial_resize, X)
+    feats, rows["tutorial: VGG16 predict()"] = timed(tutorial_vgg16, X)
+    tutorial_total = sum(v for k, v in rows.items() if k.startswith("tutorial:"))
+    rows["tutorial: total to features"] = tutorial_total
+    classes = np.array([{"none": 0, "jerry": 1, "tom": 2}.get(l, 2) for l in labels["label"]])
+    lab_idx = np.linspace(0, len(feats) - 1, len(classes)).astype(int)
+    _, rows["tutorial: dense head, 100 epochs, 300 frames"] = timed(tutorial_head, feats[lab_idx], classes)
+
+    # --- the project ---------------------------------------------------------------------------
+    os.environ["SCREENTIME_NO_CACHE"] = "1"
+    train(video, out / "labels_300.csv", out / "model_vgg16", backbone="vgg16", weights=None)
+    _, rows["project: train, default backbone, 300 frames (no cache)"] = timed(
+        train, video, out / "labels_300.csv", out / "model_default")
+    _, rows["project: predict, VGG16 (cold)"] = timed(predict, video, out / "model_vgg16", out / "pred_vgg16", 1.0)
+    _, rows["project: predict, default backbone (cold)"] = timed(predict, video, out / "model_default", out / "pred_default", 1.0)
+    del os.environ["SCREENTIME_NO_CACHE"]
+    shutil.rmtree(cache, ignore_errors=True)
+    _, rows["project: predict, default backbone (fills the cache)"] = timed(predict, video, out / "model_default", out / "pred_default", 1.0)
+    _, rows["project: predict, default backbone (warm cache)"] = timed(predict, video, out / "model_default", out / "pred_default", 1.0)
+
+    # --- the overhead baseline: decode alone, model alone ---------------------------------------
+    def decode_only():
+        from helpers.video import sample_frames
+        return [f.index for f in sample_frames(video, 1.0)]
+
+    sampled, rows["baseline: decode alone (grab/retrieve sampled frames)"] = timed(decode_only)
+    from helpers.video import sample_frames
+    images = [f.image for f in sample_frames(video, 1.0)]
+    backbone = ColourBackbone()
+    _, rows["baseline: default backbone alone on those frames"] = timed(backbone.features, images)
+    del images
+
+    # --- peak memory, each in a fresh process ---------------------------------------------------
+    long_video = out / f"video_{args.long_minutes:g}min_160x90.mp4"
+    if not long_video.is_file():
+        make_cartoon(long_video, seconds=60 * args.long_minutes, fps=25, size=(160, 90), seed=8)
+    env = {**os.environ, "SCREENTIME_NO_CACHE": "1"}
+    memory = {}
+    for name, v in (("short", video), ("long", long_video)):
+        # VmHWM (peak RSS of this process image): ru_maxrss would inherit the parent's peak across exec.
+        cmd = [sys.executable, "-c", "from helpers.pipeline import predict; "
+               f"predict({str(v)!r}, {str(out / 'model_default')!r}, {str(out / ('mem_' + name))!r}, 1.0); "
+               "print([l.split()[1] for l in open('/proc/self/status') if l.startswith('VmHWM')][0])"]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
+        if proc.returncode != 0:
+            raise RuntimeError(proc.stderr[-2000:])
+        memory[name] = int(proc.stdout.strip().splitlines()[-1]) / 1024
+
+    # --- report -----------------------------------------------------------------------------------
+    tut, tut_train = rows["tutorial: total to features"], rows["tutorial: dense head, 100 epochs, 300 frames"]
+    vgg, default = rows["project: predict, VGG16 (cold)"], rows["project: predict, default backbone (cold)"]
+    ratios = {
+        "VGG16: tutorial / project predict (target >= 1.4)": tut / vgg,
+        "default: tutorial / project predict (target >= 8)": tut / default,
+        "train: tutorial features + head / project train (target >= 20)":
+            (tut + tut_train) / rows["project: train, default backbone, 300 frames (no cache)"],
+        "overhead: project predict / (decode alone + model alone) (target <= 1.25)":
+            default / (rows["baseline: decode alone (grab/retrieve sampled frames)"]
+                       + rows["baseline: default backbone alone on those frames"]),
+        "warm cache: cold / warm (target >= 20)":
+            rows["project: predict, default backbone (fills the cache)"] / rows["project: predict, default backbone (warm cache)"],
+        "memory: long / short video peak RSS (target <= 1.2)": memory["long"] / memory["short"],
+    }
+    facts = {"video": f"{args.minutes:g} min, 640x360, 25 fps, {len(truth)} frames; sampled 1 fps: {len(sampled)} frames",
+             "long video": f"{args.long_minutes:g} min, 160x90, 25 fps", "cpu cores": os.cpu_count()}
+    lines = ["| stage | seconds |", "| --- | --- |"] + [f"| {k} | {v:.2f} |" for k, v in rows.items()]
+    lines += ["", "| peak memory (RSS) of predict, default backbone | MB |", "| --- | --- |"]
+    lines += [f"| {k} video | {v:.0f} |" for k, v in memory.items()]
+    lines += ["", "| ratio | value |", "| --- | --- |"] + [f"| {k} | {v:.2f} |" for k, v in ratios.items()]
+    report = "\n".join(lines)
+    print(json.dumps(facts, indent=1))
+    print(report)
+    (out / "speed.md").write_text(json.dumps(facts, indent=1) + "\n\n" + report + "\n")
+
+
+if __name__ == "__main__":
+    main()
