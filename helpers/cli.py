@@ -72,6 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, default=25.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--truth", help="truth CSV to write (default: VIDEO with .truth.csv)")
+
+    p = sub.add_parser("notebooks", parents=[common], help="run the five notebooks in order with papermill")
+    p.add_argument("--video", help="video to extract, label, train on and predict (default: the synthetic demo)")
+    p.add_argument("--labels", help="its labels (default: from NAME_truth.csv beside a synthetic video)")
+    p.add_argument("--out", help="run folder for the executed notebooks and outputs (default: runs/NAME)")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+                   help="a notebook parameter, e.g. -p quick True -p backbone colour+hog (repeatable)")
     return parser
 
 
@@ -114,6 +121,13 @@ def _run(args: argparse.Namespace) -> int:
         truth_path = args.truth or str(Path(args.video).with_suffix(".truth.csv"))
         write_csv(truth, truth_path)
         print(f"wrote {args.video} ({len(truth)} frames) and {truth_path}")
+    elif args.command == "notebooks":
+        from .notebooks import parse_value, run_notebooks
+
+        params = {key: parse_value(value) for key, value in args.parameter}
+        echo = (lambda line: None) if args.quiet else (lambda line: print(line, file=sys.stderr))
+        run = run_notebooks(args.video, args.labels, args.out, params, echo=echo)
+        print(f"executed notebooks and their outputs are in {run}")
     return 0
 
 
