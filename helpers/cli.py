@@ -57,6 +57,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="model folder written by screentime train")
     p.add_argument("--out", required=True, help="folder for predictions.csv, screentime.csv, segments.csv")
     p.add_argument("--fps", default="1", help="frames per second to classify, or 'all' (default 1)")
+    p.add_argument("--no-report", action="store_true", help="do not write report.html")
+
+    p = sub.add_parser("batch", parents=[common], help="predict many videos in parallel on Dask, resumably")
+    p.add_argument("videos", nargs="+", metavar="VIDEO")
+    p.add_argument("--model", required=True, help="model folder written by screentime train")
+    p.add_argument("--out", required=True, help="folder: one subfolder per video, screentime.csv, totals.csv, "
+                   "failures.csv, index.html")
+    p.add_argument("--fps", default="1", help="frames per second to classify, or 'all' (default 1)")
+    p.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://host:8786 "
+                   "(default: a local cluster on this machine)")
+    p.add_argument("--workers", type=int, help="worker processes of the local cluster (default: one per core)")
+    p.add_argument("--no-report", action="store_true", help="do not write report.html and index.html")
 
     p = sub.add_parser("evaluate", parents=[common], help="score predictions against ground truth")
     p.add_argument("--predictions", required=True)
@@ -99,10 +111,19 @@ def _run(args: argparse.Namespace) -> int:
         print(f"trained on {model.training['labelled_frames']} frames: {', '.join(model.characters)} -> {args.out}")
     elif args.command == "predict":
         result = pipeline.predict(args.video, args.model, args.out, parse_fps(args.fps))
+        if not args.no_report:
+            from .report import write_report
+
+            write_report(args.video, result, args.out, fps=parse_fps(args.fps), model_dir=args.model)
         print(result.screentime.to_string(index=False))
         cached = len(result.predictions) - result.computed
         print(f"video {result.duration_s:.1f} s, {len(result.predictions)} frames classified"
               f"{f' ({cached} from the feature cache)' if cached else ''} -> {args.out}")
+    elif args.command == "batch":
+        from .batch import run_batch_command
+
+        run_batch_command(args.videos, args.model, args.out, parse_fps(args.fps), scheduler=args.scheduler,
+                          workers=args.workers, report=not args.no_report)
     elif args.command == "evaluate":
         from .evaluate import evaluate_files, format_report
 

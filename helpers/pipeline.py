@@ -157,13 +157,19 @@ def predict(video: str | os.PathLike, model_dir: str | os.PathLike, out_dir: str
     VideoStream(video)  # a bad video fails here, before the model loads
     model = load_model(model_dir)
     result = predict_video(video, model, fps, shots)
+    write_prediction(video, result, out_dir, fps)
+    return result
+
+
+def write_prediction(video: str | os.PathLike, result: Prediction, out_dir: str | os.PathLike,
+                     fps: float | None) -> None:
+    """The files ``predict`` writes, each atomically: predictions, screen time, segments, shots, video facts."""
     out = Path(out_dir)
     write_csv(result.predictions, out / "predictions.csv")
     write_csv(result.screentime, out / "screentime.csv")
     write_csv(result.segments, out / "segments.csv")
     write_csv(result.shots, out / "shots.csv")
     write_json(video_summary(video, result, fps), out / "video.json")
-    return result
 
 
 def video_summary(video: str | os.PathLike, result: Prediction, fps: float | None) -> dict[str, Any]:
