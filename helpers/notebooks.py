@@ -238,6 +238,7 @@ def _kernel_manager_class():
                 kernel_cmd = [sys.executable, *kernel_cmd[kernel_cmd.index("-m"):]]
             if not os.environ.get("SCREENTIME_DEBUG"):
                 kw.setdefault("stderr", subprocess.DEVNULL)
+            kw["env"] = {**(kw.get("env") or os.environ), "SCREENTIME_QUIET": "1"}  # no progress bars in outputs
             await super()._async_launch_kernel(kernel_cmd, **kw)
 
     return QuietKernelManager

@@ -1,8 +1,10 @@
-"""Progress bars (tqdm) and messages on stderr, quiet when stderr is not a terminal or when asked."""
+"""Progress bars (tqdm) and messages on stderr, quiet when stderr is not a terminal or when asked
+(``--quiet``, or ``SCREENTIME_QUIET=1`` in the environment, as for notebooks run by papermill)."""
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Iterable, Iterator, TypeVar
 
@@ -23,4 +25,5 @@ def set_quiet(quiet: bool) -> None:
 def progress(items: Iterable[T], *, total: int | None = None, desc: str = "", unit: str = "frame") -> Iterator[T]:
     """Wrap ``items`` in a tqdm bar, shown only on an interactive terminal (or in a notebook)."""
     interactive = sys.stderr.isatty() or "ipykernel" in sys.modules
-    return iter(tqdm(items, total=total or None, desc=desc, unit=unit, disable=_quiet or not interactive, leave=False))
+    quiet = _quiet or bool(os.environ.get("SCREENTIME_QUIET"))  # set for notebooks run unattended
+    return iter(tqdm(items, total=total or None, desc=desc, unit=unit, disable=quiet or not interactive, leave=False))
