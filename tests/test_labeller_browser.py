@@ -1,4 +1,5 @@
-"""End to end in a real browser: JupyterLab on loopback, the labelling notebook in headless Chromium, keys pressed.
+"""End to end in a real browser: JupyterLab on loopback, 02_label_review (labelling by hand) in headless
+Chromium, keys pressed, the labels file checked on disk.
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``.ci/run`` installs them) and the test extra's
 ``jupyterlab`` and ``selenium``; skipped without them. No browser is downloaded: Selenium drives
@@ -31,9 +32,9 @@ from helpers.features import extract_features
 from helpers.shots import shot_starts
 
 REPO = Path(__file__).resolve().parents[1]
-#: The notebook the test opens: it must show ``helpers.labeller.Labeller`` on the video and labels file
-#: named by SCREENTIME_LABEL_VIDEO and SCREENTIME_LABEL_CSV in the environment.
-NOTEBOOK = REPO / "tests" / "assets" / "labeller.ipynb"
+#: The notebook the test opens, with papermill's parameters set as a user would set them:
+#: ``label_by_hand = True`` on the test's video and labels file.
+NOTEBOOK = REPO / "notebooks" / "02_label_review.ipynb"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path(shutil.which("chromedriver") or "/usr/bin/chromedriver")
 OUTPUT = REPO / "tests" / "output"
@@ -84,18 +85,22 @@ def _our_kernels(runtime: Path) -> list[int]:
 @pytest.fixture
 def lab(tmp_path, train_cartoon):
     """JupyterLab serving a folder with the labelling notebook, on a free loopback port; stopped afterwards."""
+    import papermill
+
     root = tmp_path / "lab"
     root.mkdir()
-    shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
+    labels_csv = tmp_path / "labels.csv"
+    papermill.execute_notebook(str(NOTEBOOK), str(root / NOTEBOOK.name), kernel_name="python3", prepare_only=True,
+                               progress_bar=False, parameters={"video": str(train_cartoon.video),
+                                                               "labels": str(labels_csv), "label_by_hand": True,
+                                                               "run_dir": str(tmp_path / "run"), "quick": True})
     runtime, settings = tmp_path / "runtime", tmp_path / "settings"
     notification = settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
     notification.parent.mkdir(parents=True)
     notification.write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
-    labels_csv = tmp_path / "labels.csv"
     port = _free_port()
     env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "config"), "JUPYTER_RUNTIME_DIR": str(runtime),
-           "IPYTHONDIR": str(tmp_path / "ipython"), "SCREENTIME_LABEL_VIDEO": str(train_cartoon.video),
-           "SCREENTIME_LABEL_CSV": str(labels_csv), "SCREENTIME_QUIET": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
+           "IPYTHONDIR": str(tmp_path / "ipython"), "SCREENTIME_QUIET": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
     log = open(tmp_path / "jupyterlab.log", "w")
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root", f"--port={port}",
@@ -117,6 +122,7 @@ def lab(tmp_path, train_cartoon):
                                          + (tmp_path / "jupyterlab.log").read_text()[-3000:]) from None
                 time.sleep(0.5)
         yield {"url": f"{base}/lab/tree/{NOTEBOOK.name}?token={TOKEN}", "labels": labels_csv,
+               "notebook": root / NOTEBOOK.name,
                "video": train_cartoon.video, "truth": train_cartoon.truth, "log": tmp_path / "jupyterlab.log"}
     finally:
         try:  # shuts the kernels down too
@@ -234,9 +240,13 @@ def test_label_with_the_keyboard_in_jupyterlab(lab, browser, tmp_path):
     assert list(labels["frame"]) == sorted(done)
     assert dict(zip(labels["frame"], labels["label"])) == done
     assert np.allclose(labels["time_s"], [time_of[f] for f in labels["frame"]], atol=1e-3)
-    # JupyterLab did not act on the keys itself (digits turn cells into headings, Enter edits a cell).
-    assert len(browser.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-MarkdownCell")) == 1
-    assert len(browser.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-Cell")) == 2
+    # JupyterLab did not act on the keys itself (digits turn code cells into markdown, Enter edits a cell).
+    import nbformat
+
+    cells = nbformat.read(lab["notebook"], as_version=4).cells
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-MarkdownCell")) == sum(
+        c.cell_type == "markdown" for c in cells)
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-Cell")) == len(cells)
     # With 10 labels or more the background retrain shows its time-blocked accuracy estimate.
     _wait("the accuracy estimate", lambda: "estimated accuracy" in browser.find_element(
         By.CSS_SELECTOR, ".screentime-labeller").text, 30, browser, failed)
