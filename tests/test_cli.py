@@ -119,3 +119,11 @@ def test_unwritable_output_folder(tmp_path, trained, short_cartoon):
 def test_debug_shows_the_traceback(tmp_path):
     run = screentime("extract", tmp_path / "missing.mp4", "--out", tmp_path, "--debug")
     assert run.status != 0 and "Traceback" in run.err
+
+
+def test_predict_without_shots(tmp_path, trained, test_cartoon):
+    run = screentime("predict", test_cartoon.video, "--model", trained, "--out", tmp_path, "--no-shots", "--no-report")
+    assert run.status == 0, run.err
+    shots = pd.read_csv(tmp_path / "shots.csv")
+    assert len(shots) == 1 and shots["start_s"][0] == 0 and shots["end_s"][0] == pytest.approx(30.0)
+    assert not (tmp_path / "report.html").exists()
