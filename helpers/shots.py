@@ -29,6 +29,8 @@ MIN_CONTENT_VAL = 5.0  # ...and at least this much in absolute terms (PySceneDet
 MIN_SHOT_FRAMES = 5
 DETECT_FPS = 5.0
 DETECT_WIDTH = 160
+#: Part of the cache key: bump it whenever detection changes, so no stale shots are reused.
+DETECTION_VERSION = 3
 
 
 class CutDetector:
@@ -77,7 +79,8 @@ class CutDetector:
 
 
 def _cache_path(video: str | os.PathLike):
-    name = f"shots-adaptive-{ADAPTIVE_THRESHOLD:g}-{MIN_CONTENT_VAL:g}-{MIN_SHOT_FRAMES}-{DETECT_FPS:g}.json"
+    name = (f"shots-v{DETECTION_VERSION}-adaptive-{ADAPTIVE_THRESHOLD:g}-{MIN_CONTENT_VAL:g}-{MIN_SHOT_FRAMES}"
+            f"-{DETECT_FPS:g}-{DETECT_WIDTH}.json")
     return cache_root() / video_key(video) / name
 
 
