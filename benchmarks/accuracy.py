@@ -24,7 +24,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from helpers.evaluate import evaluate_frames  # noqa: E402
+from helpers.evaluate import evaluate_frames, markdown_table  # noqa: E402
 from helpers.fileio import write_csv  # noqa: E402
 from helpers.pipeline import predict, train  # noqa: E402
 from helpers.synthetic import make_cartoon  # noqa: E402
@@ -87,14 +87,7 @@ def main() -> None:
         rows.append(row)
     table = pd.DataFrame(rows)
     write_csv(table, out / "accuracy.csv")
-    print(markdown(table))
-
-
-def markdown(table: pd.DataFrame) -> str:
-    """A Markdown table (no extra dependency)."""
-    lines = ["| " + " | ".join(table.columns) + " |", "|" + " --- |" * len(table.columns)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    return "\n".join(lines)
+    print(markdown_table(table))
 
 
 if __name__ == "__main__":

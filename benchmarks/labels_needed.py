@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from helpers import active  # noqa: E402
 from helpers.backbones import ColourBackbone  # noqa: E402
+from helpers.evaluate import markdown_table  # noqa: E402
 from helpers.features import extract_features  # noqa: E402
 from helpers.fileio import write_csv  # noqa: E402
 from helpers.labels import label_matrix, parse_label  # noqa: E402
@@ -160,7 +161,7 @@ def main() -> None:
     print(f"labels needed to reach and stay at {100 * args.target:.0f}% frame accuracy on the test video; "
           f"its mean accuracy after {' and '.join(map(str, BUDGETS))} labels; the widget's estimate "
           f"(time-blocked cross-validation on the labels) after {BUDGETS[-1]}:")
-    print(markdown(table))
+    print(markdown_table(table))
 
 
 def _needed_text(needed: list[int | None], candidates: int, brief: bool = False) -> str:
@@ -174,13 +175,6 @@ def _needed_text(needed: list[int | None], candidates: int, brief: bool = False)
     if not brief:
         text += " [" + ", ".join(str(n) if n is not None else "never" for n in needed) + "]"
     return text
-
-
-def markdown(table: pd.DataFrame) -> str:
-    """A Markdown table (no extra dependency)."""
-    lines = ["| " + " | ".join(table.columns) + " |", "|" + " --- |" * len(table.columns)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

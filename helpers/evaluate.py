@@ -96,3 +96,9 @@ def format_report(result: dict[str, Any]) -> str:
                      f"{c['predicted_s']:>9.1f}{c['true_s']:>9.1f}{c['error_pct_of_scored']:>7.2f}")
     return "\n".join(lines)
 
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """A DataFrame as a Markdown table (for reports and benchmark output; no extra dependency)."""
+    lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + " --- |" * len(table.columns)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)

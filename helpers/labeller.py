@@ -34,7 +34,6 @@ import threading
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-import cv2
 import numpy as np
 import pandas as pd
 
@@ -45,7 +44,7 @@ from .features import cache_enabled, extract_features
 from .fileio import read_csv, write_csv
 from .labels import IGNORE, NONE, format_label, normalise_name, parse_label, read_labels
 from .shots import shot_starts
-from .video import check_video_path, frame_times, sample_frames
+from .video import check_video_path, encode_jpeg, frame_times, sample_frames
 
 #: Most candidate frames a session keeps in memory (sample fewer per second for longer videos).
 MAX_CANDIDATES = 6000
@@ -267,16 +266,6 @@ def clock(seconds: float) -> str:
     return f"{int(minutes)}:{rest:04.1f}"
 
 
-def _jpeg(image: np.ndarray, width: int) -> bytes:
-    h, w = image.shape[:2]
-    if w > width:
-        image = cv2.resize(image, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
-    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-    if not ok:
-        raise ScreentimeError("could not encode a frame as JPEG")
-    return data.tobytes()
-
-
 #: Key -> action. Digits 1-9 toggle the characters in order.
 KEYS = {
     "0": "none", "Enter": "next", "ArrowRight": "next", "Backspace": "back", "ArrowLeft": "back",
@@ -328,8 +317,8 @@ class Labeller:
         self._images: dict[int, bytes] = {}
         self._thumbs: dict[int, bytes] = {}
         for frame in sample_frames(self.video, frames=self.frames, desc="frames to label"):
-            self._images[frame.index] = _jpeg(frame.image, self.image_width)
-            self._thumbs[frame.index] = _jpeg(frame.image, THUMB_WIDTH)
+            self._images[frame.index] = encode_jpeg(frame.image, self.image_width, JPEG_QUALITY)
+            self._thumbs[frame.index] = encode_jpeg(frame.image, THUMB_WIDTH, JPEG_QUALITY)
 
         self.characters: list[str] = []
         for name in list(characters) + sorted(set().union(*[n for _, _, n in labelled if n is not None])):

@@ -22,7 +22,6 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-import cv2
 import numpy as np
 import pandas as pd
 
@@ -30,6 +29,7 @@ from . import __version__
 from .errors import ScreentimeError
 from .fileio import atomic_path
 from .progress import log
+from .video import encode_jpeg
 
 #: Width in pixels of the thumbnails embedded in a report.
 THUMB_WIDTH = 176
@@ -102,13 +102,7 @@ def _png_uri(fig) -> str:
 
 
 def _jpeg_uri(image: np.ndarray, width: int = THUMB_WIDTH, quality: int = 80) -> str:
-    h, w = image.shape[:2]
-    if w > width:
-        image = cv2.resize(image, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_AREA)
-    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise ScreentimeError("could not encode a thumbnail as JPEG")
-    return "data:image/jpeg;base64," + base64.b64encode(data.tobytes()).decode("ascii")
+    return "data:image/jpeg;base64," + base64.b64encode(encode_jpeg(image, width, quality)).decode("ascii")
 
 
 def _figure(width_in: float, height_in: float):

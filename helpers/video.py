@@ -231,3 +231,14 @@ def probe(path: str | os.PathLike) -> tuple[VideoInfo, DecodeStats]:
     for _ in stream:
         pass
     return stream.info, stream.stats
+
+
+def encode_jpeg(image: np.ndarray, max_width: int | None = None, quality: int = 85) -> bytes:
+    """JPEG bytes of a BGR frame, first shrunk (INTER_AREA) to at most ``max_width`` pixels wide."""
+    h, w = image.shape[:2]
+    if max_width and w > max_width:
+        image = cv2.resize(image, (max_width, max(1, round(h * max_width / w))), interpolation=cv2.INTER_AREA)
+    ok, data = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ScreentimeError("could not encode a frame as JPEG")
+    return data.tobytes()

@@ -72,6 +72,18 @@ def train_labels(videos, train_cartoon) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def trained_model(tmp_path_factory, train_cartoon, train_labels) -> Path:
+    """A model trained once per session on the train cartoon's labels (default backbone and head).
+
+    Tests read it and never change it (tests that retrain train their own)."""
+    from helpers.pipeline import train
+
+    folder = tmp_path_factory.mktemp("shared") / "model"
+    train(train_cartoon.video, train_labels, folder)
+    return folder
+
+
 @dataclass
 class Run:
     status: int

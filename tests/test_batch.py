@@ -21,10 +21,8 @@ PER_VIDEO = ("predictions.csv", "screentime.csv", "segments.csv", "shots.csv")
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory, train_cartoon, train_labels) -> Path:
-    folder = tmp_path_factory.mktemp("batch") / "model"
-    pipeline.train(train_cartoon.video, train_labels, folder)
-    return folder
+def model(trained_model) -> Path:
+    return trained_model
 
 
 @pytest.fixture(scope="module")

@@ -69,10 +69,8 @@ CASES = [
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory, train_cartoon, train_labels):
-    folder = tmp_path_factory.mktemp("rel") / "model"
-    train(train_cartoon.video, train_labels, folder)
-    return folder
+def model(trained_model):
+    return trained_model
 
 
 @pytest.fixture(scope="module")

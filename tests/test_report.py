@@ -22,10 +22,8 @@ CHROMIUM = Path("/usr/bin/chromium")
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory, train_cartoon, train_labels) -> Path:
-    folder = tmp_path_factory.mktemp("report") / "model"
-    pipeline.train(train_cartoon.video, train_labels, folder)
-    return folder
+def model(trained_model) -> Path:
+    return trained_model
 
 
 @pytest.fixture(scope="module")
