@@ -33,8 +33,10 @@ from typing import Any, Iterable, Sequence
 import pandas as pd
 
 from . import __version__
+from .backbones import file_digest
 from .errors import ScreentimeError, UsageError
 from .fileio import write_csv, write_json
+from .pipeline import fps_label
 from .progress import log
 
 PREDICT_FILES = ("predictions.csv", "screentime.csv", "segments.csv", "shots.csv", "video.json")
@@ -69,15 +71,8 @@ def model_fingerprint(model_dir: str | os.PathLike) -> str:
     digest = hashlib.sha256()
     root = Path(model_dir)
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(root)).encode() + b"\0")
-        with open(path, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + file_digest(path).encode())
     return digest.hexdigest()[:24]
-
-
-def _fps_label(fps: float | None) -> float | str:
-    return fps if fps is not None else "all"
 
 
 def _expected_files(report: bool) -> list[str]:
@@ -97,7 +92,7 @@ def is_complete(folder: str | os.PathLike, *, video_key: str | None, model: str,
     if not isinstance(done, dict) or video_key is None:
         return False
     same = (done.get("video_key") == video_key and done.get("model_fingerprint") == model
-            and done.get("sampling_fps") == _fps_label(fps))
+            and done.get("sampling_fps") == fps_label(fps))
     files = done.get("files") or []
     return bool(same and set(_expected_files(report)) <= set(files)
                 and all((folder / f).is_file() for f in files))
@@ -162,7 +157,7 @@ def predict_one(video: str, name: str, model_dir: str, fingerprint: str, out_dir
 
             write_report(video, result, out, fps=fps, thresholds=model.thresholds)
         write_json({"video": str(video), "video_key": key, "model": str(model_dir), "model_fingerprint": fingerprint,
-                    "sampling_fps": _fps_label(fps), "files": _expected_files(report),
+                    "sampling_fps": fps_label(fps), "files": _expected_files(report),
                     "seconds": round(time.perf_counter() - started, 3), "worker_pid": os.getpid(),
                     "screentime_version": __version__}, out / DONE_FILE)
         return {"name": name, "status": "done", "seconds": time.perf_counter() - started, "pid": os.getpid()}

@@ -28,7 +28,14 @@ from .labels import (
 from .model import ScreentimeModel, load_model
 from .progress import log
 from .screentime import screen_time_tables
-from .shots import CutDetector, cached_shot_starts, sample_breaks, shot_starts, shots_table, store_shot_starts
+from .shots import (
+    CutDetector,
+    cached_shot_starts,
+    sample_breaks,
+    shot_starts,
+    shots_table,
+    store_shot_starts,
+)
 from .video import VideoStream, frame_times, sample_frames
 
 
@@ -172,8 +179,13 @@ def write_prediction(video: str | os.PathLike, result: Prediction, out_dir: str 
     write_json(video_summary(video, result, fps), out / "video.json")
 
 
+def fps_label(fps: float | None) -> float | str:
+    """A sampling rate as recorded in outputs: the number, or ``all``."""
+    return fps if fps is not None else "all"
+
+
 def video_summary(video: str | os.PathLike, result: Prediction, fps: float | None) -> dict[str, Any]:
     """Facts about a prediction run, written next to the CSVs."""
     return {"video": str(video), "duration_s": round(result.duration_s, 4), "frames_decoded": result.frames_decoded,
-            "sampling_fps": fps if fps is not None else "all", "samples": int(len(result.predictions)),
+            "sampling_fps": fps_label(fps), "samples": int(len(result.predictions)),
             "characters": result.characters, "screentime_version": __version__}

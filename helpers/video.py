@@ -198,13 +198,11 @@ def sample_frames(
     fps: float | None = 1.0,
     *,
     frames: Iterable[int] | None = None,
-    stats: DecodeStats | None = None,
     desc: str = "decoding",
 ) -> Iterator[Frame]:
     """Yield the sampled frames of a video in order, decoding sequentially.
 
     ``fps`` frames per second (``None`` for every frame), or exactly the frame indices in ``frames``.
-    Pass a ``DecodeStats`` to receive the frame count and duration once the generator is exhausted.
     """
     stream = VideoStream(path)
     if frames is None:
@@ -214,8 +212,6 @@ def sample_frames(
     for index, time_s in progress(stream, total=total, desc=desc):
         if select(index, time_s):
             yield Frame(index, time_s, stream.retrieve())
-    if stats is not None:
-        stats.__dict__.update(stream.stats.__dict__)
 
 
 def frame_times(path: str | os.PathLike) -> tuple[np.ndarray, DecodeStats]:
