@@ -72,10 +72,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, help="worker processes of the local cluster (default: one per core)")
     p.add_argument("--no-report", action="store_true", help="do not write report.html and index.html")
 
-    p = sub.add_parser("evaluate", parents=[common], help="score predictions against ground truth")
-    p.add_argument("--predictions", required=True)
+    p = sub.add_parser("evaluate", parents=[common], help="score predictions against ground truth; "
+                       "confusion matrix; accuracy against the number of labels (--learning-curve)")
+    p.add_argument("--predictions", help="predictions.csv to score (written by screentime predict)")
     p.add_argument("--truth", required=True, help="frame and/or time_s, label CSV ('ignore' = not scored)")
-    p.add_argument("--json", help="also write the scores as JSON here")
+    p.add_argument("--json", help="also write the scores (and the confusion matrix, the learning curve) as JSON here")
+    p.add_argument("--plots", metavar="DIR", help="folder for confusion.png, and with --learning-curve "
+                   "learning_curve.png and learning_curve.csv")
+    curve = p.add_argument_group("learning curve", "train on nested subsets of the labels (evenly in time), "
+                                 "predict --video, score each against --truth")
+    curve.add_argument("--learning-curve", action="store_true", help="accuracy against the number of labelled frames")
+    curve.add_argument("--train-video", help="the video the labels belong to")
+    curve.add_argument("--labels", help="its labels (frame,time_s,label CSV or mapping.csv)")
+    curve.add_argument("--video", help="the video to predict and score (the one --truth describes)")
+    which = curve.add_mutually_exclusive_group()
+    which.add_argument("--model", help="retrain with this model folder's backbone and head")
+    which.add_argument("--backbone", help="backbone to train with (default colour)")
+    curve.add_argument("--fps", help="frames per second of --video to classify, or 'all' (default 1)")
+    curve.add_argument("--sizes", help="numbers of labels to train on, e.g. 5,10,20 (default 5, 10, 20, ... and all)")
+    curve.add_argument("--repeats", type=int, help="nested orders starting at different labelled frames (default 3)")
 
     p = sub.add_parser("demo", parents=[common], help="the whole pipeline on synthetic cartoons, offline")
     p.add_argument("--out", default="data/demo")
@@ -127,9 +142,12 @@ def _run(args: argparse.Namespace) -> int:
         run_batch_command(args.videos, args.model, args.out, parse_fps(args.fps), scheduler=args.scheduler,
                           workers=args.workers, report=not args.no_report)
     elif args.command == "evaluate":
-        from .evaluate import evaluate_files, format_report
+        from .evaluate import evaluate_command
 
-        print(format_report(evaluate_files(args.predictions, args.truth, args.json)))
+        print(evaluate_command(truth=args.truth, predictions=args.predictions, json_path=args.json,
+                               plots_dir=args.plots, learning=args.learning_curve, train_video=args.train_video,
+                               labels=args.labels, video=args.video, model=args.model, backbone=args.backbone,
+                               fps=args.fps, sizes=args.sizes, repeats=args.repeats))
     elif args.command == "demo":
         from .demo import format_demo, run_demo
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from .errors import ScreentimeError
+from .errors import ScreentimeError, UsageError
 from .fileio import read_csv, write_json
-from .labels import parse_label
+from .labels import format_label, parse_label
 from .screentime import sample_durations
 
 
@@ -53,6 +54,7 @@ def evaluate_frames(predictions: pd.DataFrame, truth: pd.DataFrame, duration_s: 
         "accuracy": float(np.mean([p == t for p, t in zip(merged["pred_set"], merged["true_set"])])),
         "characters": {},
     }
+    raw = None
     if "present_raw" in merged.columns:  # the same frames before temporal smoothing
         raw = _presence_sets(merged["present_raw"], "predictions")
         result["accuracy_raw"] = float(np.mean([p == t for p, t in zip(raw, merged["true_set"])]))
@@ -70,7 +72,52 @@ def evaluate_frames(predictions: pd.DataFrame, truth: pd.DataFrame, duration_s: 
             "error_s": round(pred_s - true_s, 3),
             "error_pct_of_scored": round(100 * abs(pred_s - true_s) / scored_s, 2) if scored_s else 0.0,
         }
+    true_sets, pred_sets = list(merged["true_set"]), list(merged["pred_set"])
+    shared = presence_order([*true_sets, *pred_sets, *(raw or [])])  # both matrices get the same rows
+    result["confusion"] = confusion_matrix(true_sets, pred_sets, shared)
+    if raw is not None:
+        result["confusion_raw"] = confusion_matrix(true_sets, raw, shared)
     return result
+
+
+# --------------------------------------------------------------------------------------------------
+# Confusion matrix: the true set of characters on screen against the predicted set
+
+
+def presence_order(sets: Iterable[frozenset[str]]) -> list[frozenset[str]]:
+    """The distinct sets of characters in reading order: none, single characters, pairs, ... (alphabetical)."""
+    return sorted(set(sets), key=lambda names: (len(names), sorted(names)))
+
+
+def confusion_matrix(true_sets: Sequence[frozenset[str]], pred_sets: Sequence[frozenset[str]],
+                     order: Sequence[frozenset[str]] | None = None) -> dict[str, Any]:
+    """Frames per (true set, predicted set): ``counts[i][j]`` frames truly show ``labels[i]`` and are
+    predicted as ``labels[j]``. Labels are written as in the CSVs (``none``, ``tom``, ``jerry;tom``)."""
+    order = list(order) if order is not None else presence_order([*true_sets, *pred_sets])
+    position = {names: i for i, names in enumerate(order)}
+    counts = np.zeros((len(order), len(order)), dtype=int)
+    for true, pred in zip(true_sets, pred_sets):
+        counts[position[true], position[pred]] += 1
+    return {"rows": "truth", "columns": "predicted", "labels": [format_label(names) for names in order],
+            "counts": counts.tolist()}
+
+
+def display_label(label: str) -> str:
+    """A CSV label as people read it in tables and figures: ``jerry;tom`` -> ``jerry+tom``."""
+    return label.replace(";", "+")
+
+
+def format_confusion(confusion: dict[str, Any], title: str = "confusion") -> list[str]:
+    """The matrix as a compact text table (rows: truth, columns: predicted, cells: frames)."""
+    names = [display_label(label) for label in confusion["labels"]]
+    corner = "truth \\ predicted"
+    first = max(len(corner), *(len(n) for n in names)) + 2
+    widths = [max(6, len(n) + 2) for n in names]
+    lines = [f"{title} (rows: truth, columns: predicted; frames):",
+             f"{corner:<{first}}" + "".join(f"{n:>{w}}" for n, w in zip(names, widths))]
+    for name, row in zip(names, confusion["counts"]):
+        lines.append(f"{name:<{first}}" + "".join(f"{c:>{w}}" for c, w in zip(row, widths)))
+    return lines
 
 
 def evaluate_files(predictions_csv: str | os.PathLike, truth_csv: str | os.PathLike,
@@ -94,6 +141,8 @@ def format_report(result: dict[str, Any]) -> str:
     for name, c in result["characters"].items():
         lines.append(f"{name:<14}{c['precision']:>10.3f}{c['recall']:>8.3f}{c['f1']:>7.3f}"
                      f"{c['predicted_s']:>9.1f}{c['true_s']:>9.1f}{c['error_pct_of_scored']:>7.2f}")
+    if "confusion" in result:
+        lines += format_confusion(result["confusion"])
     return "\n".join(lines)
 
 
@@ -102,3 +151,106 @@ def markdown_table(table: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + " --- |" * len(table.columns)]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------
+# ``screentime evaluate``: scores, confusion matrix, learning curve, figures
+
+LEARNING_CURVE_OPTIONS = ("train_video", "labels", "video", "model", "backbone", "fps", "sizes", "repeats")
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check_evaluate_options(predictions: str | None, learning: bool, options: dict[str, Any]) -> None:
+    """One clear line (exit status 2) for a combination of ``evaluate`` options that cannot work."""
+    given = [name for name in LEARNING_CURVE_OPTIONS if options.get(name) is not None]
+    if not learning and given:
+        raise UsageError(f"{_option(given[0])} only goes with --learning-curve; add --learning-curve or drop it")
+    if not predictions and not learning:
+        raise UsageError("evaluate needs --predictions P (score a prediction) or --learning-curve "
+                         "--train-video TV --labels L --video V (accuracy against the number of labels)")
+    if learning:
+        missing = [_option(name) for name in ("train_video", "labels", "video") if not options.get(name)]
+        if missing:
+            raise UsageError("--learning-curve needs --train-video, --labels and --video; "
+                             f"missing {', '.join(missing)}")
+        if options.get("repeats") is not None and options["repeats"] < 1:
+            raise UsageError(f"--repeats must be at least 1, not {options['repeats']}")
+
+
+def _use_agg_backend() -> None:
+    """Figures are files here: draw with Agg (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+
+
+def _check_folder(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` now, so an unwritable one fails before minutes of work."""
+    path = Path(folder)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ScreentimeError(f"cannot write to {path}: {exc.strerror}; choose a writable folder for --plots") from exc
+    return path
+
+
+def write_confusion_plot(result: dict[str, Any], folder: str | os.PathLike, title: str) -> Path:
+    """``folder/confusion.png``: the smoothed (``present``) matrix, and the raw one beside it when scored."""
+    from .plots import confusion_matrices, save
+
+    panels = {"after smoothing (present)": result["confusion"]}
+    if "confusion_raw" in result:
+        panels["before smoothing (present_raw)"] = result["confusion_raw"]
+    return save(confusion_matrices(panels, title), Path(folder) / "confusion.png")
+
+
+def evaluate_command(*, truth: str, predictions: str | None = None, json_path: str | None = None,
+                     plots_dir: str | None = None, learning: bool = False, train_video: str | None = None,
+                     labels: str | None = None, video: str | None = None, model: str | None = None,
+                     backbone: str | None = None, fps: str | None = None, sizes: str | None = None,
+                     repeats: int | None = None) -> str:
+    """``screentime evaluate``: score ``predictions`` and/or draw a learning curve; returns what to print."""
+    from .learning_curve import (REPEATS, format_learning_curve, json_records, learning_curve,
+                                 model_training_settings, parse_sizes, write_learning_curve)
+    from .pipeline import fps_label
+    from .video import parse_fps
+
+    check_evaluate_options(predictions, learning, {
+        "train_video": train_video, "labels": labels, "video": video, "model": model, "backbone": backbone,
+        "fps": fps, "sizes": sizes, "repeats": repeats})
+    folder = _check_folder(plots_dir) if plots_dir else None
+    if folder is not None:
+        _use_agg_backend()
+    out: list[str] = []
+    data: dict[str, Any] = {}
+    written: list[Path] = []
+    if predictions:
+        data = evaluate_files(predictions, truth)
+        out.append(format_report(data))
+        if folder is not None:
+            title = f"Confusion matrix: characters on screen in {Path(predictions).name} vs {Path(truth).name}"
+            written.append(write_confusion_plot(data, folder, title))
+    if learning:
+        rate = parse_fps(fps if fps is not None else "1")
+        settings = model_training_settings(model) if model else {"backbone": backbone or "colour"}
+        wanted = parse_sizes(sizes) if sizes else None
+        curve = learning_curve(train_video, labels, video, truth, wanted, fps=rate,
+                               repeats=repeats if repeats is not None else REPEATS, **settings)
+        n_labels = int(curve["labels"].max())
+        out.append(f"learning curve: {settings['backbone']} backbone, nested subsets of the {n_labels} labels of "
+                   f"{Path(train_video).name} (evenly in time), predicting {Path(video).name} at "
+                   f"{f'{rate:g} fps' if rate else 'every frame'}:")
+        out.append(format_learning_curve(curve))
+        data["learning_curve"] = {"train_video": str(train_video), "labels": str(labels), "video": str(video),
+                                  "fps": fps_label(rate), **settings, "runs": json_records(curve)}
+        if folder is not None:
+            title = f"Learning curve: accuracy on {Path(video).name} vs labelled frames of {Path(train_video).name}"
+            written += write_learning_curve(curve, folder, title)
+    if json_path:
+        write_json(data, json_path)
+        written.append(Path(json_path))
+    out += [f"wrote {path}" for path in written]
+    return "\n".join(out)

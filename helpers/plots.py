@@ -301,6 +301,107 @@ def learnings_summary(results: pd.DataFrame):
     return _finish(fig)
 
 
+def _row_shares(counts: np.ndarray) -> np.ndarray:
+    """Each row of ``counts`` as shares of its total (NaN for a row with no frames)."""
+    totals = counts.sum(axis=1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(totals > 0, counts / np.maximum(totals, 1), np.nan)
+
+
+def _confusion_panel(ax, confusion: dict[str, Any], subtitle: str) -> Any:
+    """One confusion matrix on ``ax``: colour = row share, text = frames and row percentage."""
+    names = [str(label).replace(";", "+") for label in confusion["labels"]]
+    counts = np.asarray(confusion["counts"], dtype=int).reshape(len(names), len(names))
+    shares = _row_shares(counts)
+    image = ax.imshow(np.nan_to_num(shares), cmap="Blues", vmin=0, vmax=1)
+    for i in range(len(names)):
+        for j in range(len(names)):
+            share = shares[i, j]
+            if counts[i, j] == 0:  # empty cells stay quiet so that the mistakes stand out
+                ax.text(j, i, "0", ha="center", va="center", fontsize=10, color="#b0b0b0")
+                continue
+            text = f"{counts[i, j]}" + (f"\n{100 * share:.0f}%" if np.isfinite(share) else "")
+            dark = np.isfinite(share) and share > 0.6
+            ax.text(j, i, text, ha="center", va="center", fontsize=11, color="white" if dark else "black",
+                    fontweight="bold" if i == j else "normal")
+    ax.set_xticks(range(len(names)), names, fontsize=11, rotation=30 if max(map(len, names)) > 6 else 0,
+                  ha="right" if max(map(len, names)) > 6 else "center")
+    ax.set_yticks(range(len(names)), names, fontsize=11)
+    ax.set_xlabel("predicted characters on screen", fontsize=11)
+    ax.set_ylabel("true characters on screen", fontsize=11)
+    correct = int(np.trace(counts))
+    total = int(counts.sum())
+    ax.set_title(f"{subtitle}\n{correct} of {total} frames right ({100 * correct / max(1, total):.1f}%)",
+                 fontsize=11)
+    return image
+
+
+def confusion_matrices(panels: dict[str, dict[str, Any]], title: str = "Confusion matrix"):
+    """Confusion matrices side by side, one per entry of ``panels`` (subtitle -> the
+    ``{"labels", "counts"}`` dict of ``evaluate.confusion_matrix``): rows are the true set of
+    characters on screen, columns the predicted set; each cell shows frames and the row percentage,
+    and its colour is that percentage."""
+    plt = _pyplot()
+    n_labels = max([1, *(len(c["labels"]) for c in panels.values())])
+    side = 1.0 + 0.95 * n_labels
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(side * max(1, len(panels)) + 1.2, side + 0.8),
+                             squeeze=False, layout="constrained")
+    image = None
+    for ax, (subtitle, confusion) in zip(axes.ravel(), panels.items()):
+        image = _confusion_panel(ax, confusion, subtitle)
+    if image is not None:
+        bar = fig.colorbar(image, ax=list(axes.ravel()), shrink=0.8)
+        bar.set_label("share of the true row's frames", fontsize=10)
+        bar.ax.yaxis.set_major_formatter(lambda v, _: f"{100 * v:.0f}%")
+    fig.suptitle(f"{title}\nrows: truth, columns: prediction; cells: frames and % of the row", fontsize=12)
+    return _finish(fig)
+
+
+def accuracy_vs_labels(curve: pd.DataFrame, title: str = "Learning curve"):
+    """Frame accuracy on a test video against the number of labelled frames trained on (log scale).
+
+    ``curve`` has one row per trained subset (columns labels, accuracy, accuracy_raw), as
+    ``evaluate.learning_curve`` returns: lines are the mean per number of labels, the band the range
+    over repeats, dots the single runs. Rows with NaN accuracy (not trained) are left out.
+    """
+    from matplotlib.ticker import FixedLocator, NullLocator
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.4), layout="constrained")
+    scored = curve[curve["accuracy"].notna()]
+    sizes = sorted(int(s) for s in scored["labels"].unique())
+    # the raw line first, with hollow markers, so that it stays visible where the two coincide
+    raw_style = {"ls": "--", "marker": "s", "mfc": "none", "ms": 10, "lw": 1.5}
+    smoothed_style = {"ls": "-", "marker": "o", "ms": 6, "lw": 2.2}
+    styles = (("accuracy_raw", "before smoothing (present_raw)", raw_style, "#ff7f0e", False),
+              ("accuracy", "after smoothing (present)", smoothed_style, "#1f77b4", True))
+    for column, name, style, colour, band in styles:
+        if column not in scored or not scored[column].notna().any():
+            continue
+        by_size = scored.groupby("labels")[column]
+        mean, low, high = (100 * by_size.mean(), 100 * by_size.min(), 100 * by_size.max())
+        if band and scored.groupby("labels").size().max() > 1:
+            ax.fill_between(mean.index, low, high, color=colour, alpha=0.15, lw=0, label="range over repeats")
+        ax.plot(scored["labels"], 100 * scored[column], ".", color=colour, alpha=0.6, ms=5)
+        ax.plot(mean.index, mean, color=colour, label=f"{name}, mean", **style)
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(FixedLocator(sizes))
+    ax.xaxis.set_major_formatter(lambda v, _: f"{v:g}")
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.tick_params(labelsize=10)
+    ax.set_xlabel("labelled frames trained on (log scale)", fontsize=11)
+    ax.set_ylabel("frame accuracy on the test video (%)", fontsize=11)
+    ax.set_ylim(0, 102)
+    ax.grid(alpha=0.3)
+    if not scored.empty:
+        handles, names = ax.get_legend_handles_labels()  # drawn raw first; listed smoothed first
+        ax.legend(handles[::-1], names[::-1], fontsize=10, loc="lower right")
+    else:
+        ax.text(0.5, 0.5, "no subset could be trained", transform=ax.transAxes, ha="center", va="center")
+    ax.set_title(title, fontsize=12)
+    return _finish(fig)
+
+
 def save(fig, path: str | os.PathLike, dpi: int = 110) -> Path:
     """Write ``fig`` as a PNG, atomically (the folder is created)."""
     from .fileio import atomic_path
