@@ -5,9 +5,9 @@ TOM is a large blue-grey cat (ellipse body, round head, pointed ears); JERRY a s
 shows neither, one, or both characters. Same seed, same video, same truth.
 
 ``hard=True`` makes footage that defeats colour alone: props painted exactly in a character's
-colours, lighting that changes from shot to shot and flickers, pillars in front of the action
-(a character counts as present while at least a quarter of it is visible), and characters from
-half to twice their usual size.
+colours, lighting that changes from shot to shot and flickers, pillars in front of the action,
+and characters from half to twice their usual size. In both modes a character counts as present
+while at least a quarter of it is visible (not hidden by a pillar or by the other character).
 """
 
 from __future__ import annotations
@@ -138,28 +138,35 @@ def _draw_props(image: np.ndarray, scene: _Scene) -> None:
             cv2.rectangle(image, (x - r, y - r // 2), (x + r, y + r // 2), colour, -1)
 
 
-def _render_hard(background: np.ndarray, sprites: list[_Sprite], scene: _Scene, t: float) -> tuple[np.ndarray, list[str]]:
-    """One hard frame and the characters at least a quarter visible in it."""
+def _render(background: np.ndarray, sprites: list[_Sprite], scene: _Scene | None, t: float) -> tuple[np.ndarray, list[str]]:
+    """One frame and the characters at least a quarter visible in it.
+
+    Visibility counts everything drawn in front of a character: a character drawn later (TOM can
+    hide a small JERRY completely) and, in hard scenes, the pillar.
+    """
     frame = background.copy()
-    _draw_props(frame, scene)
-    visible = []
+    if scene is not None:
+        _draw_props(frame, scene)
+    shown: list[tuple[str, int, np.ndarray]] = []
     for sprite in sprites:
         draw = _draw_tom if sprite.kind == "tom" else _draw_jerry
         layer = np.zeros_like(frame)
         draw(layer, sprite.x, sprite.y, sprite.scale)
         mask = layer.any(axis=2)
         frame[mask] = layer[mask]
-        area = mask.sum()
-        if scene.occluder is not None:
-            x0, y0, x1, y1 = scene.occluder
-            mask[y0:y1, x0:x1] = False
-        if area and mask.sum() >= 0.25 * area:
-            visible.append(sprite.kind)
+        for _, _, behind in shown:
+            behind &= ~mask
+        shown.append((sprite.kind, int(mask.sum()), mask))
+    if scene is None:
+        return frame, sorted(kind for kind, area, mask in shown if area and mask.sum() >= 0.25 * area)
     if scene.occluder is not None:
         x0, y0, x1, y1 = scene.occluder
+        for _, _, mask in shown:
+            mask[y0:y1, x0:x1] = False
         cv2.rectangle(frame, (x0, y0), (x1, y1), (60, 70, 90), -1)
+    visible = sorted(kind for kind, area, mask in shown if area and mask.sum() >= 0.25 * area)
     light = scene.brightness * (1 + 0.1 * np.sin(2 * np.pi * t / 1.7))
-    return np.clip(frame.astype(np.float32) * light, 0, 255).astype(np.uint8), sorted(visible)
+    return np.clip(frame.astype(np.float32) * light, 0, 255).astype(np.uint8), visible
 
 
 def shot_plan(seconds: float, fps: float, seed: int) -> list[tuple[int, int, str]]:
@@ -206,12 +213,7 @@ def make_cartoon(
             for index in range(first, end):
                 t = (index - first) / fps
                 moved = np.roll(background, int(pan * t), axis=1)
-                if scene is None:
-                    frame, shown = moved, members
-                    for sprite in sprites:
-                        (_draw_tom if sprite.kind == "tom" else _draw_jerry)(frame, sprite.x, sprite.y, sprite.scale)
-                else:
-                    frame, shown = _render_hard(moved, sprites, scene, index / fps)
+                frame, shown = _render(moved, sprites, scene, index / fps)
                 for sprite in sprites:
                     _move(sprite, 1.0 / fps, width, height)
                 writer.write(frame)

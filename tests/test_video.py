@@ -121,3 +121,14 @@ def test_hard_cartoon_truth_follows_visibility(tmp_path):
     shown = [parse_label(label, "truth") for label in a["label"]]
     assert all(s <= planned[f] for f, s in zip(a["frame"], shown))  # only ever fewer than planned
     assert any(s < planned[f] for f, s in zip(a["frame"], shown))  # some are hidden by a pillar
+
+
+def test_cartoon_truth_counts_a_character_hidden_by_the_other_as_absent():
+    """A small JERRY drawn behind a large TOM is not on screen; beside him, he is."""
+    from helpers.synthetic import _render, _Sprite
+
+    background = np.full((180, 320, 3), 200, np.uint8)
+    hidden = [_Sprite("jerry", 100, 100, 0, 0, 0.6), _Sprite("tom", 100, 100, 0, 0, 1.8)]
+    beside = [_Sprite("jerry", 40, 150, 0, 0, 0.6), _Sprite("tom", 220, 100, 0, 0, 1.8)]
+    assert _render(background, hidden, None, 0.0)[1] == ["tom"]
+    assert _render(background, beside, None, 0.0)[1] == ["jerry", "tom"]
