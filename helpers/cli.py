@@ -42,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--video", required=True)
     p.add_argument("--labels", required=True, help="frame,time_s,label CSV or the tutorial's Image_ID,Class mapping.csv")
     p.add_argument("--out", required=True, help="model folder to write")
-    p.add_argument("--backbone", default="colour", help=f"one of {', '.join(BACKBONE_CHOICES)} (default colour)")
+    p.add_argument("--backbone", default="colour",
+                   help=f"one of {', '.join(BACKBONE_CHOICES)} (default colour); alternatives joined with | "
+                        "('colour|model.keras|colour,model.keras') are each validated and the best is kept")
     p.add_argument("--classes", help="names of the integer classes of a mapping.csv, in order (default none,jerry,tom)")
     p.add_argument("--frames", help="frames.csv from screentime extract, to read Image_IDs (default: beside the labels)")
     p.add_argument("--head", default="logistic", choices=HEADS, help="classifier on the features (default logistic)")

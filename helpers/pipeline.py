@@ -8,10 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 import pandas as pd
 
 from . import __version__
-from .backbones import load_backbone
+from .backbones import Backbone, load_backbone
 from .calibration import calibrate
 from .errors import ScreentimeError
 from .features import cache_enabled, extract_features
@@ -74,11 +75,69 @@ def load_training_labels(labels_csv: str | os.PathLike, video: str | os.PathLike
     return labels
 
 
+#: Separates alternative backbones in ``--backbone``; the one that validates best is kept.
+ALTERNATIVES = "|"
+
+
+@dataclass
+class _Candidate:
+    """One backbone's features of the labelled frames and what time-blocked validation said of them."""
+
+    name: str
+    net: Backbone
+    X: np.ndarray
+    Y: np.ndarray
+    chosen: dict[str, Any]
+
+    @property
+    def validated_accuracy(self) -> float | None:
+        """Out-of-fold exact accuracy at the chosen smoothing strength (None when validation could not run)."""
+        scores = self.chosen.get("accuracy_by_strength_s")
+        return scores[f"{self.chosen['strength_s']:g}"] if scores else None
+
+
+def _labelled_features(video: str | os.PathLike, labels: Labels, labels_csv: str | os.PathLike, net: Backbone,
+                       characters: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Features, label matrix and times of the labelled frames of ``video``, row-aligned."""
+    log.info("computing %s features of %d labelled frames of %s", net.spec["name"], len(labels.table), video)
+    feats = extract_features(video, net, fps=None, frames=labels.table["frame"])
+    missing = sorted(set(labels.table["frame"]) - set(feats.frames["frame"]))
+    if missing:
+        n = feats.stats.frames_decoded
+        raise ScreentimeError(f"labels file {labels_csv} labels frame {missing[0]}, but {video} decodes only "
+                              f"{n} frames (0-{n - 1}); check the labels belong to this video")
+    order = labels.table.set_index("frame").loc[feats.frames["frame"]]
+    return feats.X, label_matrix(order["names"], characters), feats.frames["time_s"].to_numpy()
+
+
+def pick_backbone(candidates: list[_Candidate]) -> tuple[_Candidate, dict[str, Any] | None]:
+    """The candidate with the best validated accuracy (the first listed among equals) and a record of the choice."""
+    if len(candidates) == 1:
+        return candidates[0], None
+    scores = {c.name: c.validated_accuracy for c in candidates}
+    if None in scores.values():
+        reason = next(c.chosen["validation"] for c in candidates if c.validated_accuracy is None)
+        raise ScreentimeError(f"cannot choose between backbones {' | '.join(scores)}: validation did not run "
+                              f"({reason}); label more frames (at least 15, each character in every fifth of "
+                              "the video) or give one backbone")
+    best = max(scores.values())
+    picked = next(c for c in candidates if scores[c.name] >= best - 1e-9)
+    log.info("backbone %s picked by validation (%s)", picked.name,
+             ", ".join(f"{name} {100 * a:.1f}%" for name, a in scores.items()))
+    return picked, {"picked": picked.name, "validated_accuracy": {k: round(v, 4) for k, v in scores.items()},
+                    "by": "out-of-fold exact accuracy on contiguous time blocks of the labels, after smoothing; "
+                          "the first listed wins ties"}
+
+
 def train(video: str | os.PathLike, labels_csv: str | os.PathLike, out_dir: str | os.PathLike, *,
           backbone: str = "colour", classes: list[str] | None = None, head: str = "logistic",
           weights: str | None = "imagenet", input_size: int | None = None,
           frames_csv: str | os.PathLike | None = None, epochs: int | None = None, seed: int = 0) -> ScreentimeModel:
-    """Train a model on the labelled frames of ``video`` and save it to ``out_dir``."""
+    """Train a model on the labelled frames of ``video`` and save it to ``out_dir``.
+
+    ``backbone`` may list alternatives separated by ``|`` (``colour|model.keras|colour,model.keras``):
+    each is validated on contiguous time blocks of the labels and the best one is kept.
+    """
     labels = load_training_labels(labels_csv, video, classes, frames_csv)
     characters = labels.characters
     if not characters:
@@ -88,23 +147,23 @@ def train(video: str | os.PathLike, labels_csv: str | os.PathLike, out_dir: str 
     for j, name in enumerate(characters):
         if Y_all[:, j].all():
             raise ScreentimeError(f"every labelled frame shows {name!r}; label some frames without {name} too")
-    net = load_backbone(backbone, weights=weights, input_size=input_size)
-    log.info("computing %s features of %d labelled frames of %s", net.spec["name"], len(labels.table), video)
-    feats = extract_features(video, net, fps=None, frames=labels.table["frame"])
-    found = set(feats.frames["frame"])
-    missing = sorted(set(labels.table["frame"]) - found)
-    if missing:
-        n = feats.stats.frames_decoded
-        raise ScreentimeError(f"labels file {labels_csv} labels frame {missing[0]}, but {video} decodes only "
-                              f"{n} frames (0-{n - 1}); check the labels belong to this video")
-    order = labels.table.set_index("frame").loc[feats.frames["frame"]]
-    Y = label_matrix(order["names"], characters)
-    model_head = make_head(head, seed=seed, epochs=epochs).fit(feats.X, Y)
-    chosen = calibrate(feats.X, Y, feats.frames["time_s"].to_numpy(), lambda: make_head(head, seed=seed, epochs=epochs))
-    model = ScreentimeModel(characters, net, model_head, chosen["thresholds"], {
+    names = [part.strip() for part in str(backbone).split(ALTERNATIVES) if part.strip()]
+    if not names:
+        raise ScreentimeError(f"--backbone {backbone!r} names no backbone; e.g. colour or colour|model.keras")
+    candidates = []
+    for name in names:
+        net = load_backbone(name, weights=weights, input_size=input_size)
+        X, Y, times = _labelled_features(video, labels, labels_csv, net, characters)
+        chosen = calibrate(X, Y, times, lambda: make_head(head, seed=seed, epochs=epochs))
+        candidates.append(_Candidate(name, net, X, Y, chosen))
+    picked, choice = pick_backbone(candidates)
+    model_head = make_head(head, seed=seed, epochs=epochs).fit(picked.X, picked.Y)
+    chosen, Y = picked.chosen, picked.Y
+    model = ScreentimeModel(characters, picked.net, model_head, chosen["thresholds"], {
         "video": str(video), "labels": str(labels_csv), "labelled_frames": int(len(Y)),
         "positives": {c: int(Y[:, j].sum()) for j, c in enumerate(characters)},
         "calibration": {k: v for k, v in chosen.items() if k not in ("thresholds", "strength_s")},
+        **({"backbone_choice": choice} if choice else {}),
         "screentime_version": __version__, "seed": seed,
     }, chosen["strength_s"])
     model.save(out_dir)

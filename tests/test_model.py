@@ -102,3 +102,20 @@ def test_fused_model_round_trip(tmp_path, train_cartoon, train_labels):
     assert feats.X.shape[1] == 270
     images = [f.image for f in sample_frames(train_cartoon.video, fps=0.5)]
     assert np.allclose(again.predict_proba(feats.X), model.predict_proba(model.backbone.features(images)), atol=1e-4)
+
+
+def test_alternative_backbones_are_validated_and_the_best_is_kept(tmp_path, train_cartoon, train_labels):
+    """``colour+hog|colour``: both are validated on time blocks; the better one (not the first) is saved."""
+    model = train(train_cartoon.video, train_labels, tmp_path / "m", backbone="colour+hog | colour")
+    choice = json.loads((tmp_path / "m" / "model.json").read_text())["training"]["backbone_choice"]
+    scores = choice["validated_accuracy"]
+    assert list(scores) == ["colour+hog", "colour"]
+    assert choice["picked"] == max(scores, key=scores.get) == model.backbone.spec["name"] == "colour"
+    assert load_model(tmp_path / "m").backbone.spec["name"] == "colour"
+
+
+def test_choosing_a_backbone_needs_enough_labels(tmp_path, train_cartoon):
+    labels = tmp_path / "few.csv"
+    train_cartoon.truth.iloc[::250].to_csv(labels, index=False)  # 6 labels: too few to validate
+    with pytest.raises(ScreentimeError, match="cannot choose between backbones colour \\| colour\\+hog"):
+        train(train_cartoon.video, labels, tmp_path / "m", backbone="colour|colour+hog")
