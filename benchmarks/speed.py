@@ -6,9 +6,12 @@ On one generated video (default 5 minutes, 640x360, 25 fps) sampled at 1 frame p
 - the tutorial's path as written (Keras 3 names): read() every frame and write a JPEG per second,
   read the JPEGs back, resize with skimage.transform.resize, VGG16 features with predict();
   and for training, its dense head (25088 -> 1024 -> 3, 100 epochs) on 300 labelled frames;
-- the project's `predict` with a VGG16 backbone and with the default backbone, cold (no cache),
-  and again warm (features and shots from the cache); `train` on 300 labelled frames;
-- decode alone and the default backbone's model alone (the overhead baseline);
+- the project's `predict` with a VGG16 backbone and with the default backbone, cold (no cache,
+  shot detection on, as by default), and again warm (features and shots from the cache); the
+  default `predict` also with --no-shots; `train` on 300 labelled frames;
+- decode alone (grab every frame, retrieve the sampled ones) and the default backbone's model
+  alone on those frames: the overhead baseline. The default predict's runs (with and without
+  shots) and the baseline's are repeated (--repeats, interleaved) and their medians reported;
 - peak memory (RSS) of `predict` with the default backbone on the 5-minute video and on a long
   low-resolution one (default 60 minutes, 160x90), each measured in a fresh process.
 Speed does not depend on weight values, so VGG16 uses weights=None (ImageNet weights need a download).
@@ -21,6 +24,7 @@ import json
 import math
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -37,6 +41,35 @@ def timed(fn, *args, **kwargs):
     start = time.perf_counter()
     value = fn(*args, **kwargs)
     return value, time.perf_counter() - start
+
+
+def interleaved_medians(repeats: int, runs: dict) -> dict[str, float]:
+    """Median wall time of each named call, the calls taking turns so that a busy moment hits all alike."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(repeats):
+        for name, call in runs.items():
+            times[name].append(timed(call)[1])
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def overhead_runs(video: Path, out: Path, repeats: int) -> tuple[dict[str, float], int]:
+    """The default predict cold (with and without shots) and its baseline, decode alone and model
+    alone, as medians of interleaved runs; and how many frames were sampled."""
+    from helpers.backbones import ColourBackbone
+    from helpers.pipeline import predict
+    from helpers.video import sample_frames
+
+    images = [f.image for f in sample_frames(video, 1.0)]
+    backbone = ColourBackbone()
+    medians = interleaved_medians(repeats, {
+        "project: predict, default backbone (cold)":
+            lambda: predict(video, out / "model_default", out / "pred_default", 1.0),
+        "project: predict, default backbone, --no-shots (cold)":
+            lambda: predict(video, out / "model_default", out / "pred_noshots", 1.0, shots=False),
+        "baseline: decode alone (grab/retrieve sampled frames)": lambda: [f.index for f in sample_frames(video, 1.0)],
+        "baseline: default backbone alone on those frames": lambda: backbone.features(images),
+    })
+    return medians, len(images)
 
 
 def tutorial_extract(video: Path, folder: Path) -> int:
@@ -101,6 +134,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--long-minutes", type=float, default=60.0)
     parser.add_argument("--quick", action="store_true", help="1-minute videos, to try the script")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of the overhead measurements (median)")
     args = parser.parse_args()
     if args.quick:
         args.minutes, args.long_minutes = 1.0, 3.0
@@ -109,10 +143,10 @@ def main() -> None:
     cache = out / "cache"
     os.environ["SCREENTIME_CACHE"] = str(cache)
 
-    from helpers.backbones import ColourBackbone
     from helpers.fileio import write_csv
     from helpers.pipeline import predict, train
     from helpers.synthetic import make_cartoon
+    from helpers.threads import requested_threads
 
     video = out / f"video_{args.minutes:g}min_640x360.mp4"
     truth_csv = out / f"video_{args.minutes:g}min_truth.csv"
@@ -143,23 +177,13 @@ def main() -> None:
     _, rows["project: train, default backbone, 300 frames (no cache)"] = timed(
         train, video, out / "labels_300.csv", out / "model_default")
     _, rows["project: predict, VGG16 (cold)"] = timed(predict, video, out / "model_vgg16", out / "pred_vgg16", 1.0)
-    _, rows["project: predict, default backbone (cold)"] = timed(predict, video, out / "model_default", out / "pred_default", 1.0)
+
+    overhead, samples = overhead_runs(video, out, args.repeats)
+    rows.update(overhead)
     del os.environ["SCREENTIME_NO_CACHE"]
     shutil.rmtree(cache, ignore_errors=True)
     _, rows["project: predict, default backbone (fills the cache)"] = timed(predict, video, out / "model_default", out / "pred_default", 1.0)
     _, rows["project: predict, default backbone (warm cache)"] = timed(predict, video, out / "model_default", out / "pred_default", 1.0)
-
-    # --- the overhead baseline: decode alone, model alone ---------------------------------------
-    def decode_only():
-        from helpers.video import sample_frames
-        return [f.index for f in sample_frames(video, 1.0)]
-
-    sampled, rows["baseline: decode alone (grab/retrieve sampled frames)"] = timed(decode_only)
-    from helpers.video import sample_frames
-    images = [f.image for f in sample_frames(video, 1.0)]
-    backbone = ColourBackbone()
-    _, rows["baseline: default backbone alone on those frames"] = timed(backbone.features, images)
-    del images
 
     # --- peak memory, each in a fresh process ---------------------------------------------------
     long_video = out / f"video_{args.long_minutes:g}min_160x90.mp4"
@@ -180,20 +204,23 @@ def main() -> None:
     # --- report -----------------------------------------------------------------------------------
     tut, tut_train = rows["tutorial: total to features"], rows["tutorial: dense head, 100 epochs, 300 frames"]
     vgg, default = rows["project: predict, VGG16 (cold)"], rows["project: predict, default backbone (cold)"]
+    baseline = (rows["baseline: decode alone (grab/retrieve sampled frames)"]
+                + rows["baseline: default backbone alone on those frames"])
     ratios = {
         "VGG16: tutorial / project predict (target >= 1.4)": tut / vgg,
         "default: tutorial / project predict (target >= 8)": tut / default,
         "train: tutorial features + head / project train (target >= 20)":
             (tut + tut_train) / rows["project: train, default backbone, 300 frames (no cache)"],
-        "overhead: project predict / (decode alone + model alone) (target <= 1.25)":
-            default / (rows["baseline: decode alone (grab/retrieve sampled frames)"]
-                       + rows["baseline: default backbone alone on those frames"]),
+        "overhead: project predict / (decode alone + model alone) (target <= 1.25)": default / baseline,
+        "overhead without shot detection (--no-shots), for comparison":
+            rows["project: predict, default backbone, --no-shots (cold)"] / baseline,
         "warm cache: cold / warm (target >= 20)":
             rows["project: predict, default backbone (fills the cache)"] / rows["project: predict, default backbone (warm cache)"],
         "memory: long / short video peak RSS (target <= 1.2)": memory["long"] / memory["short"],
     }
-    facts = {"video": f"{args.minutes:g} min, 640x360, 25 fps, {len(truth)} frames; sampled 1 fps: {len(sampled)} frames",
-             "long video": f"{args.long_minutes:g} min, 160x90, 25 fps", "cpu cores": os.cpu_count()}
+    facts = {"video": f"{args.minutes:g} min, 640x360, 25 fps, {len(truth)} frames; sampled 1 fps: {samples} frames",
+             "long video": f"{args.long_minutes:g} min, 160x90, 25 fps", "cpu cores": os.cpu_count(),
+             "tensorflow threads": requested_threads() or "TensorFlow's default (SCREENTIME_THREADS unset)"}
     lines = ["| stage | seconds |", "| --- | --- |"] + [f"| {k} | {v:.2f} |" for k, v in rows.items()]
     lines += ["", "| peak memory (RSS) of predict, default backbone | MB |", "| --- | --- |"]
     lines += [f"| {k} video | {v:.0f} |" for k, v in memory.items()]

@@ -82,7 +82,8 @@ def native_stderr_silenced() -> Iterator[None]:
 
 
 def keras_module():
-    """Import Keras on the TensorFlow backend, with TensorFlow's start-up chatter silenced."""
+    """Import Keras on the TensorFlow backend, with TensorFlow's start-up chatter silenced and its
+    thread counts set (``SCREENTIME_THREADS``, see helpers.threads)."""
     if "keras" not in sys.modules:
         os.environ.setdefault("KERAS_BACKEND", "tensorflow")
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -91,6 +92,9 @@ def keras_module():
 
             tf.config.list_physical_devices("GPU")  # CUDA probing logs here, not mid-run
             tf.get_logger().setLevel("ERROR")  # e.g. retracing notes when the last batch is smaller
+        from .threads import apply_tensorflow_threads
+
+        apply_tensorflow_threads(tf)  # before TensorFlow runs anything
     import keras
 
     return keras

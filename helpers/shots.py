@@ -2,8 +2,9 @@
 
 The adaptive detector compares each frame's change with the changes around it, so it also finds
 cuts between two shots of the same set (a small absolute change, large next to the still frames
-around it). It looks at 5 frames per second (downscaled to 160 px wide), fed from the same decoding
-pass that computes features, so finding shots costs no second pass over the video. Smoothing
+around it). It looks at 5 frames per second (downscaled to 80 px wide), fed from the same decoding
+pass that computes features, so finding shots costs no second pass over the video; the decoding
+thread only fetches those frames, and a thread of its own downscales and judges them. Smoothing
 restarts at each cut: a character who appears right after a cut is judged on the new shot's
 evidence alone. Shots are cached per video like features.
 """
@@ -22,19 +23,26 @@ import pandas as pd
 from .cache import cache_root, video_key
 from .errors import ScreentimeError
 from .fileio import atomic_path
+from .threads import BackgroundWorker
 from .video import VideoStream
 
 ADAPTIVE_THRESHOLD = 3.0  # a cut changes at least 3x more than the frames around it...
 MIN_CONTENT_VAL = 5.0  # ...and at least this much in absolute terms (PySceneDetect's content score)
 MIN_SHOT_FRAMES = 5
 DETECT_FPS = 5.0
-DETECT_WIDTH = 160
+DETECT_WIDTH = 80  # half the work of 160 px, and found every cut 160 px found (docs/speed.md)
+DETECT_QUEUE_DEPTH = 4  # frames waiting for the detector's thread (bounds memory)
 #: Part of the cache key: bump it whenever detection changes, so no stale shots are reused.
-DETECTION_VERSION = 3
+DETECTION_VERSION = 4
 
 
 class CutDetector:
-    """Feed it every decoded frame (index, time, a way to get the image); ``finish()`` gives shot starts."""
+    """Feed it every decoded frame (index, time, a way to get the image); ``finish()`` gives shot starts.
+
+    The feeding (decoding) thread only fetches the frames it looks at (it must: they come from its
+    capture); downscaling and PySceneDetect's scoring run in a worker thread of their own, so that
+    decoding does not wait for them. The worker's errors are raised in the feeding thread.
+    """
 
     def __init__(self, nominal_fps: float):
         from scenedetect import AdaptiveDetector
@@ -45,37 +53,54 @@ class CutDetector:
         self.detector = AdaptiveDetector(adaptive_threshold=ADAPTIVE_THRESHOLD, min_content_val=MIN_CONTENT_VAL,
                                          min_scene_len=MIN_SHOT_FRAMES)
         self.starts = [0]
-        self.last = None
+        self.last_index: int | None = None
+        self._last_small: np.ndarray | None = None
+        self._worker: BackgroundWorker[tuple[int, np.ndarray]] = BackgroundWorker(
+            self._look, depth=DETECT_QUEUE_DEPTH, name="screentime-shots")
 
     def __call__(self, index: int, time_s: float, image: Callable[[], np.ndarray]) -> None:
         if index % self.step:
             return
+        self.last_index = index
+        self._worker.submit((index, image()))
+
+    def _look(self, item: tuple[int, np.ndarray]) -> None:
+        """Downscale one frame and let the detector judge it (in the worker thread)."""
+        index, frame = item
+        self._last_small = downscale(frame)
+        self._judge(index, self._last_small)
+
+    def _judge(self, index: int, small: np.ndarray) -> None:
         from scenedetect import FrameTimecode
 
-        frame = image()
-        h, w = frame.shape[:2]
-        # INTER_LINEAR: 6x cheaper than INTER_AREA here, and aliasing does not hide a cut.
-        small = cv2.resize(frame, (DETECT_WIDTH, max(1, round(h * DETECT_WIDTH / w))), interpolation=cv2.INTER_LINEAR)
-        self.last, self._last_small = FrameTimecode(index, fps=self.fps), small
-        self.starts += [int(cut.frame_num) for cut in self.detector.process_frame(self.last, small)]
+        cuts = self.detector.process_frame(FrameTimecode(index, fps=self.fps), small)
+        self.starts += [int(cut.frame_num) for cut in cuts]
 
     @property
     def saw_frames(self) -> bool:
-        return self.last is not None
+        return self.last_index is not None
 
     def finish(self) -> list[int]:
-        """First frame of every shot, 0 included."""
-        if self.last is not None:
-            from scenedetect import FrameTimecode
+        """First frame of every shot, 0 included (waits for the worker to judge every frame)."""
+        self._worker.close()
+        end = self.last_index
+        if end is None:
+            return [0]
+        from scenedetect import FrameTimecode
 
-            # The detector judges a frame against the ones after it too: repeat the last frame (no
-            # change, so no cut of its own) so that a cut in the final moments is still judged.
-            end = int(self.last.frame_num)
-            for k in range(1, self.detector.window_width + 1):
-                tail = FrameTimecode(end + k * self.step, fps=self.fps)
-                self.starts += [int(c.frame_num) for c in self.detector.process_frame(tail, self._last_small)]
-            self.starts += [int(cut.frame_num) for cut in self.detector.post_process(self.last)]
-        return sorted(f for f in set(self.starts) if f <= end) if self.last is not None else [0]
+        # The detector judges a frame against the ones after it too: repeat the last frame (no
+        # change, so no cut of its own) so that a cut in the final moments is still judged.
+        for k in range(1, self.detector.window_width + 1):
+            self._judge(end + k * self.step, self._last_small)
+        self.starts += [int(cut.frame_num) for cut in self.detector.post_process(FrameTimecode(end, fps=self.fps))]
+        return sorted(f for f in set(self.starts) if f <= end)
+
+
+def downscale(frame: np.ndarray) -> np.ndarray:
+    """The frame at DETECT_WIDTH pixels wide, as the detector sees it."""
+    h, w = frame.shape[:2]
+    # INTER_LINEAR: 6x cheaper than INTER_AREA here, and aliasing does not hide a cut.
+    return cv2.resize(frame, (DETECT_WIDTH, max(1, round(h * DETECT_WIDTH / w))), interpolation=cv2.INTER_LINEAR)
 
 
 def _cache_path(video: str | os.PathLike):
