@@ -220,7 +220,7 @@ def main() -> None:
     }
     facts = {"video": f"{args.minutes:g} min, 640x360, 25 fps, {len(truth)} frames; sampled 1 fps: {samples} frames",
              "long video": f"{args.long_minutes:g} min, 160x90, 25 fps", "cpu cores": os.cpu_count(),
-             "tensorflow threads": requested_threads() or "TensorFlow's default (SCREENTIME_THREADS unset)"}
+             "tensorflow threads": f"one op at a time, {requested_threads() or 'one thread per core'} within an op"}
     lines = ["| stage | seconds |", "| --- | --- |"] + [f"| {k} | {v:.2f} |" for k, v in rows.items()]
     lines += ["", "| peak memory (RSS) of predict, default backbone | MB |", "| --- | --- |"]
     lines += [f"| {k} video | {v:.0f} |" for k, v in memory.items()]
