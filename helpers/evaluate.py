@@ -19,6 +19,20 @@ def _presence_sets(series: pd.Series, where: str) -> list[frozenset[str] | None]
     return [parse_label(v, f"{where} row {i + 2}") for i, v in enumerate(series)]
 
 
+def check_truth_columns(truth: pd.DataFrame, where: str) -> None:
+    """One clear line unless ``truth`` has a ``label`` column and ``frame`` and/or ``time_s``."""
+    if "label" not in truth.columns or not ({"frame", "time_s"} & set(truth.columns)):
+        raise ScreentimeError(f"{where} needs a 'label' column and 'frame' and/or 'time_s'")
+
+
+def read_truth(truth: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
+    """A truth table (frame and/or time_s, label), read and checked before any long work starts."""
+    table = truth.copy() if isinstance(truth, pd.DataFrame) else read_csv(truth, "truth file")
+    table.columns = [str(c).strip() for c in table.columns]
+    check_truth_columns(table, "truth" if isinstance(truth, pd.DataFrame) else f"truth file {truth}")
+    return table
+
+
 def evaluate_frames(predictions: pd.DataFrame, truth: pd.DataFrame, duration_s: float | None = None) -> dict[str, Any]:
     """Score ``predictions`` (frame, time_s, present) against ``truth`` (frame and/or time_s, label).
 
@@ -28,8 +42,7 @@ def evaluate_frames(predictions: pd.DataFrame, truth: pd.DataFrame, duration_s: 
     for col in ("time_s", "present"):
         if col not in predictions.columns:
             raise ScreentimeError(f"predictions need columns frame,time_s,present; {col!r} is missing")
-    if "label" not in truth.columns or not ({"frame", "time_s"} & set(truth.columns)):
-        raise ScreentimeError("truth needs a 'label' column and 'frame' and/or 'time_s'")
+    check_truth_columns(truth, "truth")
     pred = predictions.sort_values("time_s").reset_index(drop=True)
     if duration_s is None:  # the last sample stands for one typical sampling interval
         step = float(np.median(np.diff(pred["time_s"]))) if len(pred) > 1 else 0.0
@@ -124,9 +137,7 @@ def evaluate_files(predictions_csv: str | os.PathLike, truth_csv: str | os.PathL
                    json_path: str | os.PathLike | None = None) -> dict[str, Any]:
     """``screentime evaluate``: read both CSVs, score, optionally write the result as JSON."""
     pred = read_csv(predictions_csv, "predictions file")
-    truth = read_csv(truth_csv, "truth file")
-    truth.columns = [str(c).strip() for c in truth.columns]
-    result = evaluate_frames(pred, truth)
+    result = evaluate_frames(pred, read_truth(truth_csv))
     if json_path:
         write_json(result, json_path)
     return result

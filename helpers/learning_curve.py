@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from .errors import ScreentimeError, UsageError
-from .evaluate import evaluate_frames
-from .fileio import read_csv, write_csv
+from .evaluate import evaluate_frames, read_truth
+from .fileio import write_csv
 from .labels import format_label
 
 
@@ -91,16 +91,6 @@ def why_untrainable(names: Sequence[frozenset[str]]) -> str | None:
         if all(name in n for n in names):
             return f"every labelled frame shows {name}"
     return None
-
-
-def read_truth(truth: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
-    """A truth table (frame and/or time_s, label), read and checked before any long work starts."""
-    table = truth.copy() if isinstance(truth, pd.DataFrame) else read_csv(truth, "truth file")
-    table.columns = [str(c).strip() for c in table.columns]
-    if "label" not in table.columns or not ({"frame", "time_s"} & set(table.columns)):
-        where = "truth" if isinstance(truth, pd.DataFrame) else f"truth file {truth}"
-        raise ScreentimeError(f"{where} needs a 'label' column and 'frame' and/or 'time_s'")
-    return table
 
 
 def _train_and_score(subset: pd.DataFrame, train_video: str | os.PathLike, test_video: str | os.PathLike,
