@@ -29,8 +29,8 @@ from .video import VideoStream
 ADAPTIVE_THRESHOLD = 3.0  # a cut changes at least 3x more than the frames around it...
 MIN_CONTENT_VAL = 5.0  # ...and at least this much in absolute terms (PySceneDetect's content score)
 MIN_SHOT_FRAMES = 5
-DETECT_FPS = 5.0
-DETECT_WIDTH = 80  # half the work of 160 px, and found every cut 160 px found (docs/speed.md)
+DETECT_FPS = 5.0  # fewer looks miss cuts: 2.5 a second found 104 of 111, 1 a second 86 (benchmarks/shots.py)
+DETECT_WIDTH = 80  # less work than 160 px, and finds the same cuts (benchmarks/shots.py)
 DETECT_QUEUE_DEPTH = 4  # frames waiting for the detector's thread (bounds memory)
 #: Part of the cache key: bump it whenever detection changes, so no stale shots are reused.
 DETECTION_VERSION = 4
@@ -44,12 +44,13 @@ class CutDetector:
     decoding does not wait for them. The worker's errors are raised in the feeding thread.
     """
 
-    def __init__(self, nominal_fps: float):
+    def __init__(self, nominal_fps: float, looks_per_s: float = DETECT_FPS, width: int = DETECT_WIDTH):
         from scenedetect import AdaptiveDetector
 
         logging.getLogger("pyscenedetect").setLevel(logging.ERROR)
         self.fps = nominal_fps if nominal_fps > 0 else 25.0
-        self.step = max(1, round(self.fps / DETECT_FPS))
+        self.step = max(1, round(self.fps / looks_per_s))
+        self.width = width
         self.detector = AdaptiveDetector(adaptive_threshold=ADAPTIVE_THRESHOLD, min_content_val=MIN_CONTENT_VAL,
                                          min_scene_len=MIN_SHOT_FRAMES)
         self.starts = [0]
@@ -67,7 +68,7 @@ class CutDetector:
     def _look(self, item: tuple[int, np.ndarray]) -> None:
         """Downscale one frame and let the detector judge it (in the worker thread)."""
         index, frame = item
-        self._last_small = downscale(frame)
+        self._last_small = downscale(frame, self.width)
         self._judge(index, self._last_small)
 
     def _judge(self, index: int, small: np.ndarray) -> None:
@@ -96,11 +97,11 @@ class CutDetector:
         return sorted(f for f in set(self.starts) if f <= end)
 
 
-def downscale(frame: np.ndarray) -> np.ndarray:
-    """The frame at DETECT_WIDTH pixels wide, as the detector sees it."""
+def downscale(frame: np.ndarray, width: int = DETECT_WIDTH) -> np.ndarray:
+    """The frame at ``width`` pixels wide, as the detector sees it."""
     h, w = frame.shape[:2]
     # INTER_LINEAR: 6x cheaper than INTER_AREA here, and aliasing does not hide a cut.
-    return cv2.resize(frame, (DETECT_WIDTH, max(1, round(h * DETECT_WIDTH / w))), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(frame, (width, max(1, round(h * width / w))), interpolation=cv2.INTER_LINEAR)
 
 
 def _cache_path(video: str | os.PathLike):
