@@ -16,8 +16,6 @@ restart at shot cuts.
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -26,6 +24,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common import benchmark_args  # noqa: E402
 from helpers.evaluate import evaluate_frames, markdown_table  # noqa: E402
 from helpers.fileio import write_csv  # noqa: E402
 from helpers.pipeline import predict, predict_video, train  # noqa: E402
@@ -63,13 +62,7 @@ def score(pred: pd.DataFrame, truth: pd.DataFrame, first: int, column: str) -> t
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="data/runs/accuracy")
-    parser.add_argument("--shared", default=str(Path(__file__).resolve().parents[2] / "shared"))
-    args = parser.parse_args()
-    out, shared = Path(args.out), Path(args.shared)
-    out.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("SCREENTIME_CACHE", str(out / "cache"))
+    _, out, shared = benchmark_args(__doc__, "data/runs/accuracy")
 
     squeezenet = shared / "models" / "squeezenet_v1_1_imagenet.keras"
     backbones = {"colour": "colour"}

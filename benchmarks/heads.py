@@ -13,8 +13,6 @@ head's and the validation's time).
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -23,6 +21,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common import benchmark_args  # noqa: E402
 from helpers.demo import LABEL_EVERY_S, PREDICT_FPS, TEST_SECONDS, TRAIN_SECONDS, VIDEO_FPS  # noqa: E402
 from helpers.evaluate import evaluate_frames, markdown_table  # noqa: E402
 from helpers.fileio import write_csv  # noqa: E402
@@ -40,13 +39,7 @@ def cell(predictions: pd.DataFrame, truth: pd.DataFrame, strength_s: float, firs
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="data/runs/heads")
-    parser.add_argument("--shared", default=str(Path(__file__).resolve().parents[2] / "shared"))
-    args = parser.parse_args()
-    out, shared = Path(args.out), Path(args.shared)
-    out.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("SCREENTIME_CACHE", str(out / "cache"))
+    _, out, shared = benchmark_args(__doc__, "data/runs/heads")
 
     train_truth = make_cartoon(out / "train.mp4", seconds=TRAIN_SECONDS, fps=VIDEO_FPS, seed=1)  # the demo's
     test_truth = make_cartoon(out / "test.mp4", seconds=TEST_SECONDS, fps=VIDEO_FPS, seed=2)

@@ -12,7 +12,6 @@ the looks) next to a pass that only decodes (grab, no pixels), in the same run: 
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import time
@@ -22,6 +21,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from common import benchmark_args  # noqa: E402
 from helpers.evaluate import markdown_table  # noqa: E402
 from helpers.shots import DETECT_FPS, DETECT_WIDTH, CutDetector  # noqa: E402
 from helpers.synthetic import make_cartoon, shot_plan  # noqa: E402
@@ -64,13 +64,8 @@ def score(found: list[int], truth: list[int], step: int) -> tuple[int, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default="data/runs/shots")
-    parser.add_argument("--shared", default=str(Path(__file__).resolve().parents[2] / "shared"))
-    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each way (medians are reported)")
-    args = parser.parse_args()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    args, out, shared = benchmark_args(__doc__, "data/runs/shots", lambda parser: parser.add_argument(
+        "--repeats", type=int, default=3, help="timed runs of each way (medians are reported)"))
 
     videos = []
     for seconds, size, seed, hard in CARTOONS:
@@ -78,7 +73,7 @@ def main() -> None:
         if not path.exists():
             make_cartoon(path, seconds=seconds, size=size, seed=seed, hard=hard)
         videos.append((path, [first for first, _, _ in shot_plan(seconds, 25, seed)]))
-    megamind = Path(args.shared) / "data" / "megamind" / "Megamind.avi"
+    megamind = shared / "data" / "megamind" / "Megamind.avi"
 
     timings: dict[object, list[float]] = {way: [] for way in ["decode", *WAYS]}
     found_starts: dict[tuple, dict[Path, list[int]]] = {way: {} for way in WAYS}
