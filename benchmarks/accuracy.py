@@ -1,21 +1,25 @@
 """Accuracy benchmark: frame accuracy and worst screen-time error, per dataset, backbone and smoothing.
 
-    python benchmarks/accuracy.py [--out data/runs/accuracy] [--shared ../shared]
+    python benchmarks/accuracy.py [--out data/runs/accuracy] [--shared ../shared] [--train-seconds 120,300,600]
+        [--dense-seconds 120]
 
 Datasets: (1) a hard synthetic pair (props painted in the characters' colours, lighting changes,
 occluding pillars, half to double sizes, cuts): train on one video labelled once per second, test
-on another, predicted at 5 frames per second; (2) the real Megamind clip from ``../shared`` when it
-is there (train on train_labels.csv, predict every frame, score frames 154-269). Backbones: colour,
-the SqueezeNet file from ``../shared/models`` when present, their fusion, and the one of those three
-that time-blocked validation on the training labels picks (``--backbone "a|b|c"``). Each cell: frame
-accuracy (exact set of characters) / worst per-character screen-time error as % of the scored length.
-Smoothing: off = each frame alone (``present_raw``); validated = the strength chosen by time-blocked
-validation on the training labels (``present``); 1 s = that strength forced on the same model. Both
-restart at shot cuts.
+on another, predicted at 5 frames per second; one row per length of the training video (the
+longer ones begin with the shorter ones: same seed), to show what more labelled shots buy, and one
+labelled 5 times a second (more frames of the same shots); (2) the real Megamind clip from
+``../shared`` when it is there (train on train_labels.csv, predict every frame, score frames
+154-269). Backbones: colour, the SqueezeNet file from ``../shared/models`` when present, their
+fusion, and the one of those three that time-blocked validation on the training labels picks
+(``--backbone "a|b|c"``). Each cell: frame accuracy (exact set of characters) / worst per-character
+screen-time error as % of the scored length. Smoothing: off = each frame alone (``present_raw``);
+validated = the strength chosen by time-blocked validation on the training labels (``present``);
+1 s = that strength forced on the same model. Both restart at shot cuts.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from pathlib import Path
@@ -35,13 +39,22 @@ from helpers.synthetic import make_cartoon  # noqa: E402
 FIXED_STRENGTH_S = 1.0
 
 
-def hard_synthetic(folder: Path) -> dict:
-    train_truth = make_cartoon(folder / "hard_train.mp4", seconds=120, seed=101, hard=True)
-    test_truth = make_cartoon(folder / "hard_test.mp4", seconds=60, seed=202, hard=True)
-    write_csv(train_truth.iloc[::25], folder / "hard_train_labels.csv")
-    return {"name": "hard synthetic (train 120 s, test another 60 s, 5 fps)", "train_video": folder / "hard_train.mp4",
-            "labels": folder / "hard_train_labels.csv", "test_video": folder / "hard_test.mp4", "truth": test_truth,
-            "fps": 5.0, "first_scored": 0}
+def hard_synthetic(folder: Path, lengths: list[int], dense: list[int]) -> list[dict]:
+    """Hard pairs: a training video per length in ``lengths`` (seconds, labelled once per second) and
+    per length in ``dense`` (labelled 5 times a second), one 60 s test video."""
+    test_video = folder / "hard_test.mp4"
+    test_truth = make_cartoon(test_video, seconds=60, seed=202, hard=True)
+    datasets = []
+    for seconds, every in [(n, 25) for n in lengths] + [(n, 5) for n in dense]:
+        suffix = ("" if seconds == 120 else f"_{seconds}s") + ("" if every == 25 else f"_every{every}")
+        train_video, labels = folder / f"hard_train{suffix}.mp4", folder / f"hard_train{suffix}_labels.csv"
+        train_truth = make_cartoon(train_video, seconds=seconds, seed=101, hard=True)
+        write_csv(train_truth.iloc[::every], labels)
+        rate = "" if every == 25 else f" labelled {25 // every} times a second"
+        datasets.append({"name": f"hard synthetic (train {seconds} s{rate} = {len(train_truth[::every])} labels, "
+                                 "test another 60 s, 5 fps)", "train_video": train_video, "labels": labels,
+                         "test_video": test_video, "truth": test_truth, "fps": 5.0, "first_scored": 0})
+    return datasets
 
 
 def megamind(shared: Path) -> dict | None:
@@ -62,7 +75,15 @@ def score(pred: pd.DataFrame, truth: pd.DataFrame, first: int, column: str) -> t
 
 
 def main() -> None:
-    _, out, shared = benchmark_args(__doc__, "data/runs/accuracy")
+    def options(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--train-seconds", default="120,300,600",
+                            help="lengths of the hard synthetic training video labelled once a second, comma-separated")
+        parser.add_argument("--dense-seconds", default="120",
+                            help="lengths labelled 5 times a second (more frames, no more shots); empty for none")
+
+    args, out, shared = benchmark_args(__doc__, "data/runs/accuracy", options)
+    lengths, dense = ([int(n) for n in value.split(",") if n.strip()]
+                      for value in (args.train_seconds, args.dense_seconds))
 
     squeezenet = shared / "models" / "squeezenet_v1_1_imagenet.keras"
     backbones = {"colour": "colour"}
@@ -70,14 +91,14 @@ def main() -> None:
         backbones["squeezenet"] = str(squeezenet)
         backbones["fusion"] = f"colour,{squeezenet}"
         backbones["picked by validation"] = " | ".join(backbones.values())
-    datasets = [d for d in (hard_synthetic(out), megamind(shared)) if d]
+    datasets = hard_synthetic(out, lengths, dense) + [d for d in [megamind(shared)] if d]
 
     rows = []
     for data in datasets:
         row = {"dataset": data["name"]}
         for label, backbone in backbones.items():
             start = time.time()
-            folder = label.replace(" ", "_")
+            folder = f"{label.replace(' ', '_')}_{data['train_video'].stem}"
             model = train(data["train_video"], data["labels"], out / f"model_{folder}", backbone=backbone)
             result = predict(data["test_video"], out / f"model_{folder}", out / f"pred_{folder}", fps=data["fps"])
             result_strength = model.smoothing_s
