@@ -138,7 +138,8 @@ def _draw_props(image: np.ndarray, scene: _Scene) -> None:
             cv2.rectangle(image, (x - r, y - r // 2), (x + r, y + r // 2), colour, -1)
 
 
-def _render(background: np.ndarray, sprites: list[_Sprite], scene: _Scene | None, t: float) -> tuple[np.ndarray, list[str]]:
+def _render(background: np.ndarray, sprites: list[_Sprite], scene: _Scene | None,
+            t: float) -> tuple[np.ndarray, list[str]]:
     """One frame and the characters at least a quarter visible in it.
 
     Visibility counts everything drawn in front of a character: a character drawn later (TOM can
@@ -157,14 +158,14 @@ def _render(background: np.ndarray, sprites: list[_Sprite], scene: _Scene | None
         for _, _, behind in shown:
             behind &= ~mask
         shown.append((sprite.kind, int(mask.sum()), mask))
-    if scene is None:
-        return frame, sorted(kind for kind, area, mask in shown if area and mask.sum() >= 0.25 * area)
-    if scene.occluder is not None:
+    if scene is not None and scene.occluder is not None:
         x0, y0, x1, y1 = scene.occluder
         for _, _, mask in shown:
             mask[y0:y1, x0:x1] = False
         cv2.rectangle(frame, (x0, y0), (x1, y1), (60, 70, 90), -1)
     visible = sorted(kind for kind, area, mask in shown if area and mask.sum() >= 0.25 * area)
+    if scene is None:
+        return frame, visible
     light = scene.brightness * (1 + 0.1 * np.sin(2 * np.pi * t / 1.7))
     return np.clip(frame.astype(np.float32) * light, 0, 255).astype(np.uint8), visible
 
