@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import benchmark_args  # noqa: E402
 from helpers.evaluate import markdown_table  # noqa: E402
-from helpers.shots import DETECT_FPS, DETECT_WIDTH, CutDetector  # noqa: E402
+from helpers.shots import DETECT_FPS, DETECT_WIDTH, detect_shot_starts  # noqa: E402
 from helpers.synthetic import make_cartoon, shot_plan  # noqa: E402
-from helpers.video import VideoStream  # noqa: E402
+from helpers.video import probe  # noqa: E402
 
 #: (seconds, size, seed, hard) of the generated cartoons.
 CARTOONS = [(30, (320, 180), 2, False), (60, (640, 360), 3, True), (120, (320, 180), 4, False),
@@ -35,21 +35,16 @@ WAYS = [(DETECT_FPS, DETECT_WIDTH), (DETECT_FPS, 160), (2.5, DETECT_WIDTH), (1.0
 
 
 def detect(video: Path, looks_per_s: float, width: int) -> tuple[list[int], float]:
-    """Shot starts found by the project's detector looking ``looks_per_s`` times a second, and the seconds it took."""
+    """Shot starts found looking ``looks_per_s`` times a second at ``width`` px, and the seconds it took."""
     start = time.perf_counter()
-    stream = VideoStream(video)
-    detector = CutDetector(stream.info.nominal_fps, looks_per_s, width)
-    for index, time_s in stream:
-        detector(index, time_s, stream.retrieve)
-    starts = detector.finish()
+    starts = detect_shot_starts(video, looks_per_s, width)
     return starts, time.perf_counter() - start
 
 
 def decode_only(video: Path) -> float:
     """Seconds to decode every frame without converting any to pixels."""
     start = time.perf_counter()
-    for _ in VideoStream(video):
-        pass
+    probe(video)
     return time.perf_counter() - start
 
 

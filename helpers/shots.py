@@ -127,15 +127,21 @@ def store_shot_starts(video: str | os.PathLike, starts: list[int]) -> None:
         pass
 
 
+def detect_shot_starts(video: str | os.PathLike, looks_per_s: float = DETECT_FPS,
+                       width: int = DETECT_WIDTH) -> list[int]:
+    """Decoded frame index where each shot begins, from one decoding pass of its own (no cache)."""
+    stream = VideoStream(video)
+    detector = CutDetector(stream.info.nominal_fps, looks_per_s, width)
+    for index, time_s in stream:
+        detector(index, time_s, stream.retrieve)
+    return detector.finish()
+
+
 def shot_starts(video: str | os.PathLike, use_cache: bool = True) -> list[int]:
     """Decoded frame index where each shot begins (the first is 0): cached, or one decoding pass."""
     if use_cache and (starts := cached_shot_starts(video)) is not None:
         return starts
-    stream = VideoStream(video)
-    detector = CutDetector(stream.info.nominal_fps)
-    for index, time_s in stream:
-        detector(index, time_s, stream.retrieve)
-    starts = detector.finish()
+    starts = detect_shot_starts(video)
     if use_cache:
         store_shot_starts(video, starts)
     return starts
