@@ -31,7 +31,7 @@ from helpers.video import probe  # noqa: E402
 CARTOONS = [(30, (320, 180), 2, False), (60, (640, 360), 3, True), (120, (320, 180), 4, False),
             (90, (1280, 720), 5, True), (60, (160, 90), 6, False), (120, (320, 180), 101, True)]
 #: (looks per second, width in pixels); the first is the project's setting.
-WAYS = [(DETECT_FPS, DETECT_WIDTH), (DETECT_FPS, 160), (2.5, DETECT_WIDTH), (1.0, DETECT_WIDTH)]
+WAYS = [(DETECT_FPS, DETECT_WIDTH), (DETECT_FPS, 80), (DETECT_FPS, 160), (2.5, DETECT_WIDTH), (1.0, DETECT_WIDTH)]
 
 
 def detect(video: Path, looks_per_s: float, width: int) -> tuple[list[int], float]:

@@ -2,9 +2,10 @@
 
 The adaptive detector compares each frame's change with the changes around it, so it also finds
 cuts between two shots of the same set (a small absolute change, large next to the still frames
-around it). It looks at 5 frames per second (downscaled to 80 px wide), fed from the same decoding
+around it). It looks at 5 frames per second (downscaled to 40 px wide), fed from the same decoding
 pass that computes features, so finding shots costs no second pass over the video; the decoding
-thread only fetches those frames, and a thread of its own downscales and judges them. Smoothing
+thread only fetches and shrinks those frames, and a thread of its own judges them, a few at a time.
+Smoothing
 restarts at each cut: a character who appears right after a cut is judged on the new shot's
 evidence alone. Shots are cached per video like features.
 """
@@ -30,18 +31,20 @@ ADAPTIVE_THRESHOLD = 3.0  # a cut changes at least 3x more than the frames aroun
 MIN_CONTENT_VAL = 5.0  # ...and at least this much in absolute terms (PySceneDetect's content score)
 MIN_SHOT_FRAMES = 5
 DETECT_FPS = 5.0  # fewer looks miss cuts: 2.5 a second found 104 of 111, 1 a second 86 (benchmarks/shots.py)
-DETECT_WIDTH = 80  # less work than 160 px, and finds the same cuts (benchmarks/shots.py)
-DETECT_QUEUE_DEPTH = 4  # frames waiting for the detector's thread (bounds memory)
+DETECT_WIDTH = 40  # less work than 80 or 160 px, and finds the same cuts (benchmarks/shots.py)
+LOOKS_PER_HANDOFF = 8  # shrunk frames handed to the detector's thread together (fewer thread switches)
+DETECT_QUEUE_DEPTH = 4  # handoffs waiting for the detector's thread (bounds memory)
 #: Part of the cache key: bump it whenever detection changes, so no stale shots are reused.
-DETECTION_VERSION = 4
+DETECTION_VERSION = 5
 
 
 class CutDetector:
     """Feed it every decoded frame (index, time, a way to get the image); ``finish()`` gives shot starts.
 
-    The feeding (decoding) thread only fetches the frames it looks at (it must: they come from its
-    capture); downscaling and PySceneDetect's scoring run in a worker thread of their own, so that
-    decoding does not wait for them. The worker's errors are raised in the feeding thread.
+    The feeding (decoding) thread fetches the frames it looks at (it must: they come from its
+    capture) and shrinks them to ``width`` px, which is cheap; PySceneDetect's scoring runs in a
+    worker thread of its own, handed ``LOOKS_PER_HANDOFF`` frames at a time, so that decoding does
+    not wait for it. The worker's errors are raised in the feeding thread.
     """
 
     def __init__(self, nominal_fps: float, looks_per_s: float = DETECT_FPS, width: int = DETECT_WIDTH):
@@ -56,20 +59,24 @@ class CutDetector:
         self.starts = [0]
         self.last_index: int | None = None
         self._last_small: np.ndarray | None = None
-        self._worker: BackgroundWorker[tuple[int, np.ndarray]] = BackgroundWorker(
-            self._look, depth=DETECT_QUEUE_DEPTH, name="screentime-shots")
+        self._pending: list[tuple[int, np.ndarray]] = []
+        self._worker: BackgroundWorker[list[tuple[int, np.ndarray]]] = BackgroundWorker(
+            self._judge_all, depth=DETECT_QUEUE_DEPTH, name="screentime-shots")
 
     def __call__(self, index: int, time_s: float, image: Callable[[], np.ndarray]) -> None:
         if index % self.step:
             return
         self.last_index = index
-        self._worker.submit((index, image()))
+        self._last_small = downscale(image(), self.width)
+        self._pending.append((index, self._last_small))
+        if len(self._pending) == LOOKS_PER_HANDOFF:
+            self._worker.submit(self._pending)
+            self._pending = []
 
-    def _look(self, item: tuple[int, np.ndarray]) -> None:
-        """Downscale one frame and let the detector judge it (in the worker thread)."""
-        index, frame = item
-        self._last_small = downscale(frame, self.width)
-        self._judge(index, self._last_small)
+    def _judge_all(self, looks: list[tuple[int, np.ndarray]]) -> None:
+        """Let the detector judge shrunk frames, in order (in the worker thread)."""
+        for index, small in looks:
+            self._judge(index, small)
 
     def _judge(self, index: int, small: np.ndarray) -> None:
         from scenedetect import FrameTimecode
@@ -83,6 +90,9 @@ class CutDetector:
 
     def finish(self) -> list[int]:
         """First frame of every shot, 0 included (waits for the worker to judge every frame)."""
+        if self._pending:
+            self._worker.submit(self._pending)
+            self._pending = []
         self._worker.close()
         end = self.last_index
         if end is None:

@@ -6,8 +6,8 @@ On 2 cores, with the decoding thread running too, one op at a time took MobileNe
 time than TensorFlow's default (2 at a time) and SqueezeNet the same; one thread per op instead of
 two made MobileNetV2 1.8x slower (docs/speed.md).
 
-:class:`BackgroundWorker` takes work off a busy thread (the shot detector's downscaling and
-PySceneDetect's scoring off the decoding thread) without letting memory grow or errors vanish.
+:class:`BackgroundWorker` takes work off a busy thread (PySceneDetect's scoring of the shot
+detector's frames off the decoding thread) without letting memory grow or errors vanish.
 """
 
 from __future__ import annotations

@@ -64,6 +64,30 @@ def test_prefetch_keeps_order_and_passes_errors_on():
         list(prefetch(failing()))
 
 
+def test_a_model_error_stops_the_decoding_and_preparing_threads(short_cartoon, monkeypatch):
+    """The model fails on its first batch: the error reaches the caller and no thread keeps decoding,
+    even while the traceback is kept (as Jupyter keeps the last one)."""
+    import threading
+    import time
+
+    monkeypatch.setenv("SCREENTIME_NO_CACHE", "1")
+
+    class Failing(ColourBackbone):
+        def embed(self, prepared):
+            raise ScreentimeError("model broke")
+
+    with pytest.raises(ScreentimeError, match="model broke") as caught:
+        extract_features(short_cartoon.video, Failing(), fps=None, batch_size=2)
+
+    def pipeline_threads() -> set[str]:
+        return {t.name for t in threading.enumerate()} & {"screentime-decode", "screentime-prepare"}
+
+    deadline = time.monotonic() + 5
+    while pipeline_threads() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not pipeline_threads() and caught.tb is not None
+
+
 def test_an_unwritable_cache_warns_but_the_run_succeeds(tmp_path, monkeypatch, short_cartoon, caplog):
     blocker = tmp_path / "file"
     blocker.write_text("a file where the cache folder should be")
