@@ -11,7 +11,8 @@ On one generated video (default 5 minutes, 640x360, 25 fps) sampled at 1 frame p
   default `predict` also with --no-shots; `train` on 300 labelled frames;
 - decode alone (grab every frame, retrieve the sampled ones) and the default backbone's model
   alone on those frames: the overhead baseline. The default predict's runs (with and without
-  shots) and the baseline's are repeated (--repeats, interleaved) and their medians reported;
+  shots) and the baseline's are repeated (--repeats, interleaved) and their medians reported,
+  and the overhead ratio also round by round (lowest, median, highest: timings on a shared machine vary);
 - peak memory (RSS) of `predict` with the default backbone on the 5-minute video and on a long
   low-resolution one (default 60 minutes, 160x90), each measured in a fresh process.
 Speed does not depend on weight values, so VGG16 uses weights=None (ImageNet weights need a download).
@@ -43,25 +44,25 @@ def timed(fn, *args, **kwargs):
     return value, time.perf_counter() - start
 
 
-def interleaved_medians(repeats: int, runs: dict) -> dict[str, float]:
-    """Median wall time of each named call, the calls taking turns so that a busy moment hits all alike."""
+def interleaved_times(repeats: int, runs: dict) -> dict[str, list[float]]:
+    """Wall times of each named call, the calls taking turns so that a busy moment hits all alike."""
     times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(repeats):
         for name, call in runs.items():
             times[name].append(timed(call)[1])
-    return {name: statistics.median(t) for name, t in times.items()}
+    return times
 
 
-def overhead_runs(video: Path, out: Path, repeats: int) -> tuple[dict[str, float], int]:
+def overhead_runs(video: Path, out: Path, repeats: int) -> tuple[dict[str, list[float]], int]:
     """The default predict cold (with and without shots) and its baseline, decode alone and model
-    alone, as medians of interleaved runs; and how many frames were sampled."""
+    alone, each run ``repeats`` times taking turns; and how many frames were sampled."""
     from helpers.backbones import ColourBackbone
     from helpers.pipeline import predict
     from helpers.video import sample_frames
 
     images = [f.image for f in sample_frames(video, 1.0)]
     backbone = ColourBackbone()
-    medians = interleaved_medians(repeats, {
+    times = interleaved_times(repeats, {
         "project: predict, default backbone (cold)":
             lambda: predict(video, out / "model_default", out / "pred_default", 1.0),
         "project: predict, default backbone, --no-shots (cold)":
@@ -69,7 +70,14 @@ def overhead_runs(video: Path, out: Path, repeats: int) -> tuple[dict[str, float
         "baseline: decode alone (grab/retrieve sampled frames)": lambda: [f.index for f in sample_frames(video, 1.0)],
         "baseline: default backbone alone on those frames": lambda: backbone.features(images),
     })
-    return medians, len(images)
+    return times, len(images)
+
+
+def round_ratios(times: dict[str, list[float]], name: str) -> list[float]:
+    """``name``'s time over decode alone + model alone, round by round."""
+    decode = times["baseline: decode alone (grab/retrieve sampled frames)"]
+    model = times["baseline: default backbone alone on those frames"]
+    return [t / (d + m) for t, d, m in zip(times[name], decode, model)]
 
 
 def tutorial_extract(video: Path, folder: Path) -> int:
@@ -134,7 +142,7 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--long-minutes", type=float, default=60.0)
     parser.add_argument("--quick", action="store_true", help="1-minute videos, to try the script")
-    parser.add_argument("--repeats", type=int, default=3, help="runs of the overhead measurements (median)")
+    parser.add_argument("--repeats", type=int, default=7, help="runs of the overhead measurements (median)")
     args = parser.parse_args()
     if args.quick:
         args.minutes, args.long_minutes = 1.0, 3.0
@@ -179,7 +187,8 @@ def main() -> None:
     _, rows["project: predict, VGG16 (cold)"] = timed(predict, video, out / "model_vgg16", out / "pred_vgg16", 1.0)
 
     overhead, samples = overhead_runs(video, out, args.repeats)
-    rows.update(overhead)
+    rows.update({name: statistics.median(t) for name, t in overhead.items()})
+    per_round = round_ratios(overhead, "project: predict, default backbone (cold)")
     del os.environ["SCREENTIME_NO_CACHE"]
     shutil.rmtree(cache, ignore_errors=True)
     _, rows["project: predict, default backbone (fills the cache)"] = timed(predict, video, out / "model_default", out / "pred_default", 1.0)
@@ -212,6 +221,9 @@ def main() -> None:
         "train: tutorial features + head / project train (target >= 20)":
             (tut + tut_train) / rows["project: train, default backbone, 300 frames (no cache)"],
         "overhead: project predict / (decode alone + model alone) (target <= 1.25)": default / baseline,
+        f"overhead, round by round ({args.repeats} rounds): lowest": min(per_round),
+        f"overhead, round by round ({args.repeats} rounds): median": statistics.median(per_round),
+        f"overhead, round by round ({args.repeats} rounds): highest": max(per_round),
         "overhead without shot detection (--no-shots), for comparison":
             rows["project: predict, default backbone, --no-shots (cold)"] / baseline,
         "warm cache: cold / warm (target >= 20)":
