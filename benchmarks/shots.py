@@ -4,10 +4,11 @@
 
 Six generated cartoons (30 s to 2 minutes, 160x90 to 1280x720, easy and hard; the generator knows
 where it cut) and, when ``../shared`` is there, the real Megamind clip (cuts listed, no truth). For
-each way of looking (looks per second x width of the frame the detector sees): true cuts found at
-most one look late, false cuts, and the seconds of a full pass (decode every frame, fetch and judge
-the looks) next to a pass that only decodes (grab, no pixels), in the same run: medians of
-``--repeats`` runs taking turns.
+each way of looking (looks per second, width of the frame the detector sees, and PySceneDetect's
+adaptive threshold and window, also tuned for fewer looks): true cuts found at most one look late,
+false cuts, and the seconds of a full pass (decode every frame, fetch and judge the looks) next to
+a pass that only decodes (grab, no pixels), in the same run: medians of ``--repeats`` runs taking
+turns.
 """
 
 from __future__ import annotations
@@ -23,21 +24,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import benchmark_args  # noqa: E402
 from helpers.evaluate import markdown_table  # noqa: E402
-from helpers.shots import DETECT_FPS, DETECT_WIDTH, detect_shot_starts  # noqa: E402
+from helpers.shots import ADAPTIVE_THRESHOLD, DETECT_FPS, DETECT_WIDTH, WINDOW, detect_shot_starts  # noqa: E402
 from helpers.synthetic import make_cartoon, shot_plan  # noqa: E402
 from helpers.video import probe  # noqa: E402
 
 #: (seconds, size, seed, hard) of the generated cartoons.
 CARTOONS = [(30, (320, 180), 2, False), (60, (640, 360), 3, True), (120, (320, 180), 4, False),
             (90, (1280, 720), 5, True), (60, (160, 90), 6, False), (120, (320, 180), 101, True)]
-#: (looks per second, width in pixels); the first is the project's setting.
-WAYS = [(DETECT_FPS, DETECT_WIDTH), (DETECT_FPS, 80), (DETECT_FPS, 160), (2.5, DETECT_WIDTH), (1.0, DETECT_WIDTH)]
+#: (looks per second, width in pixels, adaptive threshold, window); the first is the project's setting.
+#: The tuned ones are the best of a grid (threshold 1.5-3, window 1-2) for 2.5 and 1 looks a second.
+WAYS = [(DETECT_FPS, DETECT_WIDTH, ADAPTIVE_THRESHOLD, WINDOW), (DETECT_FPS, 80, ADAPTIVE_THRESHOLD, WINDOW),
+        (DETECT_FPS, 160, ADAPTIVE_THRESHOLD, WINDOW), (2.5, DETECT_WIDTH, ADAPTIVE_THRESHOLD, WINDOW),
+        (2.5, DETECT_WIDTH, 2.0, 2), (1.0, DETECT_WIDTH, ADAPTIVE_THRESHOLD, WINDOW), (1.0, DETECT_WIDTH, 1.5, 1)]
 
 
-def detect(video: Path, looks_per_s: float, width: int) -> tuple[list[int], float]:
+def detect(video: Path, looks_per_s: float, width: int, threshold: float, window: int) -> tuple[list[int], float]:
     """Shot starts found looking ``looks_per_s`` times a second at ``width`` px, and the seconds it took."""
     start = time.perf_counter()
-    starts = detect_shot_starts(video, looks_per_s, width)
+    starts = detect_shot_starts(video, looks_per_s, width, threshold, window)
     return starts, time.perf_counter() - start
 
 
@@ -82,20 +86,22 @@ def main() -> None:
             timings[way].append(took)
     decode_s = statistics.median(timings["decode"])
     rows = []
-    for looks_per_s, width in WAYS:
+    for way in WAYS:
+        looks_per_s, width, threshold, window = way
         true_cuts = found = false = 0
-        seconds = statistics.median(timings[(looks_per_s, width)])
+        seconds = statistics.median(timings[way])
         for path, truth in videos:
-            starts = found_starts[(looks_per_s, width)][path]
+            starts = found_starts[way][path]
             step = max(1, round(25 / looks_per_s))
             hits, misses = score(starts, truth, step)
             true_cuts, found, false = true_cuts + len(truth) - 1, found + hits, false + misses
         row = {"looks per second": f"{looks_per_s:g}", "width (px)": width,
+               "adaptive threshold / window": f"{threshold:g} / {window}",
                "true cuts found (at most one look late)": f"{found} of {true_cuts}", "false cuts": false,
                "seconds (decode alone: %.2f)" % decode_s: f"{seconds:.2f}",
                "x decode alone": f"{seconds / decode_s:.2f}"}
         if megamind.is_file():
-            row["Megamind shot starts (frames)"] = ", ".join(str(f) for f in detect(megamind, looks_per_s, width)[0])
+            row["Megamind shot starts (frames)"] = ", ".join(str(f) for f in detect(megamind, *way)[0])
         rows.append(row)
         print(row, flush=True)
     table = markdown_table(pd.DataFrame(rows))

@@ -27,10 +27,11 @@ from .fileio import atomic_path
 from .threads import BackgroundWorker
 from .video import VideoStream
 
-ADAPTIVE_THRESHOLD = 3.0  # a cut changes at least 3x more than the frames around it...
+ADAPTIVE_THRESHOLD = 3.0  # a cut changes at least 3x more than the looks around it...
 MIN_CONTENT_VAL = 5.0  # ...and at least this much in absolute terms (PySceneDetect's content score)
+WINDOW = 2  # "around it": this many looks either side (PySceneDetect's default)
 MIN_SHOT_FRAMES = 5
-DETECT_FPS = 5.0  # fewer looks miss cuts: 2.5 a second found 104 of 111, 1 a second 86 (benchmarks/shots.py)
+DETECT_FPS = 5.0  # fewer miss cuts, even tuned: 2.5 a second found 104 (108) of 111, 1 a second 86 (106)
 DETECT_WIDTH = 40  # less work than 80 or 160 px, and finds the same cuts (benchmarks/shots.py)
 LOOKS_PER_HANDOFF = 8  # shrunk frames handed to the detector's thread together (fewer thread switches)
 DETECT_QUEUE_DEPTH = 4  # handoffs waiting for the detector's thread (bounds memory)
@@ -47,15 +48,16 @@ class CutDetector:
     not wait for it. The worker's errors are raised in the feeding thread.
     """
 
-    def __init__(self, nominal_fps: float, looks_per_s: float = DETECT_FPS, width: int = DETECT_WIDTH):
+    def __init__(self, nominal_fps: float, looks_per_s: float = DETECT_FPS, width: int = DETECT_WIDTH,
+                 threshold: float = ADAPTIVE_THRESHOLD, window: int = WINDOW):
         from scenedetect import AdaptiveDetector
 
         logging.getLogger("pyscenedetect").setLevel(logging.ERROR)
         self.fps = nominal_fps if nominal_fps > 0 else 25.0
         self.step = max(1, round(self.fps / looks_per_s))
         self.width = width
-        self.detector = AdaptiveDetector(adaptive_threshold=ADAPTIVE_THRESHOLD, min_content_val=MIN_CONTENT_VAL,
-                                         min_scene_len=MIN_SHOT_FRAMES)
+        self.detector = AdaptiveDetector(adaptive_threshold=threshold, min_content_val=MIN_CONTENT_VAL,
+                                         min_scene_len=MIN_SHOT_FRAMES, window_width=window)
         self.starts = [0]
         self.last_index: int | None = None
         self._last_small: np.ndarray | None = None
@@ -115,8 +117,8 @@ def downscale(frame: np.ndarray, width: int = DETECT_WIDTH) -> np.ndarray:
 
 
 def _cache_path(video: str | os.PathLike):
-    name = (f"shots-v{DETECTION_VERSION}-adaptive-{ADAPTIVE_THRESHOLD:g}-{MIN_CONTENT_VAL:g}-{MIN_SHOT_FRAMES}"
-            f"-{DETECT_FPS:g}-{DETECT_WIDTH}.json")
+    name = (f"shots-v{DETECTION_VERSION}-adaptive-{ADAPTIVE_THRESHOLD:g}-w{WINDOW}-{MIN_CONTENT_VAL:g}"
+            f"-{MIN_SHOT_FRAMES}-{DETECT_FPS:g}-{DETECT_WIDTH}.json")
     return cache_root() / video_key(video) / name
 
 
@@ -137,11 +139,11 @@ def store_shot_starts(video: str | os.PathLike, starts: list[int]) -> None:
         pass
 
 
-def detect_shot_starts(video: str | os.PathLike, looks_per_s: float = DETECT_FPS,
-                       width: int = DETECT_WIDTH) -> list[int]:
+def detect_shot_starts(video: str | os.PathLike, looks_per_s: float = DETECT_FPS, width: int = DETECT_WIDTH,
+                       threshold: float = ADAPTIVE_THRESHOLD, window: int = WINDOW) -> list[int]:
     """Decoded frame index where each shot begins, from one decoding pass of its own (no cache)."""
     stream = VideoStream(video)
-    detector = CutDetector(stream.info.nominal_fps, looks_per_s, width)
+    detector = CutDetector(stream.info.nominal_fps, looks_per_s, width, threshold, window)
     for index, time_s in stream:
         detector(index, time_s, stream.retrieve)
     return detector.finish()
