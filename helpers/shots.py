@@ -5,9 +5,8 @@ cuts between two shots of the same set (a small absolute change, large next to t
 around it). It looks at 5 frames per second (downscaled to 40 px wide), fed from the same decoding
 pass that computes features, so finding shots costs no second pass over the video; the decoding
 thread only fetches and shrinks those frames, and a thread of its own judges them, a few at a time.
-Smoothing
-restarts at each cut: a character who appears right after a cut is judged on the new shot's
-evidence alone. Shots are cached per video like features.
+Smoothing restarts at each cut: a character who appears right after a cut is judged on the new
+shot's evidence alone. Shots are cached per video like features.
 """
 
 from __future__ import annotations

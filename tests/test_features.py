@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
 
@@ -67,9 +70,6 @@ def test_prefetch_keeps_order_and_passes_errors_on():
 def test_a_model_error_stops_the_decoding_and_preparing_threads(short_cartoon, monkeypatch):
     """The model fails on its first batch: the error reaches the caller and no thread keeps decoding,
     even while the traceback is kept (as Jupyter keeps the last one)."""
-    import threading
-    import time
-
     monkeypatch.setenv("SCREENTIME_NO_CACHE", "1")
 
     class Failing(ColourBackbone):
