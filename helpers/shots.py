@@ -71,6 +71,11 @@ class CutDetector:
         self._last_small = downscale(image(), self.width)
         self._pending.append((index, self._last_small))
         if len(self._pending) == LOOKS_PER_HANDOFF:
+            self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Give the shrunk frames gathered so far to the detector's thread."""
+        if self._pending:
             self._worker.submit(self._pending)
             self._pending = []
 
@@ -91,9 +96,7 @@ class CutDetector:
 
     def finish(self) -> list[int]:
         """First frame of every shot, 0 included (waits for the worker to judge every frame)."""
-        if self._pending:
-            self._worker.submit(self._pending)
-            self._pending = []
+        self._hand_over()
         self._worker.close()
         end = self.last_index
         if end is None:
