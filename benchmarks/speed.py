@@ -38,6 +38,11 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+#: The overhead baseline's two rows.
+DECODE_ALONE = "baseline: decode alone (grab/retrieve sampled frames)"
+MODEL_ALONE = "baseline: default backbone alone on those frames"
+
+
 def timed(fn, *args, **kwargs):
     start = time.perf_counter()
     value = fn(*args, **kwargs)
@@ -67,17 +72,15 @@ def overhead_runs(video: Path, out: Path, repeats: int) -> tuple[dict[str, list[
             lambda: predict(video, out / "model_default", out / "pred_default", 1.0),
         "project: predict, default backbone, --no-shots (cold)":
             lambda: predict(video, out / "model_default", out / "pred_noshots", 1.0, shots=False),
-        "baseline: decode alone (grab/retrieve sampled frames)": lambda: [f.index for f in sample_frames(video, 1.0)],
-        "baseline: default backbone alone on those frames": lambda: backbone.features(images),
+        DECODE_ALONE: lambda: [f.index for f in sample_frames(video, 1.0)],
+        MODEL_ALONE: lambda: backbone.features(images),
     })
     return times, len(images)
 
 
 def round_ratios(times: dict[str, list[float]], name: str) -> list[float]:
     """``name``'s time over decode alone + model alone, round by round."""
-    decode = times["baseline: decode alone (grab/retrieve sampled frames)"]
-    model = times["baseline: default backbone alone on those frames"]
-    return [t / (d + m) for t, d, m in zip(times[name], decode, model)]
+    return [t / (d + m) for t, d, m in zip(times[name], times[DECODE_ALONE], times[MODEL_ALONE])]
 
 
 def tutorial_extract(video: Path, folder: Path) -> int:
@@ -213,8 +216,7 @@ def main() -> None:
     # --- report -----------------------------------------------------------------------------------
     tut, tut_train = rows["tutorial: total to features"], rows["tutorial: dense head, 100 epochs, 300 frames"]
     vgg, default = rows["project: predict, VGG16 (cold)"], rows["project: predict, default backbone (cold)"]
-    baseline = (rows["baseline: decode alone (grab/retrieve sampled frames)"]
-                + rows["baseline: default backbone alone on those frames"])
+    baseline = rows[DECODE_ALONE] + rows[MODEL_ALONE]
     ratios = {
         "VGG16: tutorial / project predict (target >= 1.4)": tut / vgg,
         "default: tutorial / project predict (target >= 8)": tut / default,
