@@ -24,6 +24,7 @@ import cv2
 import numpy as np
 
 from .errors import ScreentimeError, UsageError
+from .precision import choose_precision, in_bfloat16
 
 APPLICATIONS: dict[str, dict[str, Any]] = {
     "vgg16": {"module": "vgg16", "cls": "VGG16", "size": 224,
@@ -149,11 +150,22 @@ class KerasBackbone:
 
     def __init__(self, model: Any, preprocess: Callable[[np.ndarray], np.ndarray], spec: dict[str, Any],
                  cache_key: str | None = None):
-        self.model = model
+        self.model = model  # float32, as loaded and as saved
         self.preprocess = preprocess
         self.size = int(spec["input_size"])
         self.spec = spec
-        self.cache_key = cache_key
+        self.precision = choose_precision(model)
+        self._runner = in_bfloat16(model) if self.precision == "bfloat16" else None
+        if self._runner is None:
+            self.precision, self._runner = "float32", model
+        self.base_cache_key = cache_key  # None: never cached (random weights)
+
+    @property
+    def cache_key(self) -> str | None:
+        """Features are cached per backbone and per precision (bfloat16 ones differ slightly)."""
+        if self.base_cache_key is None or self.precision == "float32":
+            return self.base_cache_key
+        return f"{self.base_cache_key}-{self.precision}"
 
     def prepare(self, image: np.ndarray) -> np.ndarray:
         small = cv2.resize(image, (self.size, self.size), interpolation=cv2.INTER_AREA)
@@ -161,7 +173,7 @@ class KerasBackbone:
 
     def embed(self, prepared: Sequence[np.ndarray]) -> np.ndarray:
         batch = np.stack(prepared).astype(np.float32)
-        out = np.asarray(self.model.predict_on_batch(self.preprocess(batch)))
+        out = np.asarray(self._runner.predict_on_batch(self.preprocess(batch)), dtype=np.float32)
         if out.ndim > 2:
             out = out.mean(axis=tuple(range(1, out.ndim - 1)))
         return out.astype(np.float32)
@@ -304,7 +316,7 @@ def backbone_from_spec(spec: dict[str, Any], model_dir: Path) -> Backbone:
         if spec["kind"] == "application":
             module = getattr(keras_module().applications, APPLICATIONS[spec["name"]]["module"])
             loaded.preprocess = module.preprocess_input
-            loaded.cache_key = f"{spec['name']}-{loaded.cache_key}"
+            loaded.base_cache_key = f"{spec['name']}-{loaded.base_cache_key}"
         loaded.spec = dict(spec)
         return loaded
     return application_backbone(spec["name"], spec.get("weights", "imagenet"), spec["input_size"])
