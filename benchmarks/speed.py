@@ -6,7 +6,8 @@ On one generated video (default 5 minutes, 640x360, 25 fps) sampled at 1 frame p
 - the tutorial's path as written (Keras 3 names): read() every frame and write a JPEG per second,
   read the JPEGs back, resize with skimage.transform.resize, VGG16 features with predict();
   and for training, its dense head (25088 -> 1024 -> 3, 100 epochs) on 300 labelled frames;
-- the project's `predict` with a VGG16 backbone and with the default backbone, cold (no cache,
+- the project's `predict` with a VGG16 backbone (float32, the default, and with
+  SCREENTIME_PRECISION=auto: bfloat16 on a CPU with AMX) and with the default backbone, cold (no cache,
   shot detection on, as by default), and again warm (features and shots from the cache); the
   default `predict` also with --no-shots; `train` on 300 labelled frames;
 - decode alone (grab every frame, retrieve the sampled ones) and the default backbone's model
@@ -44,6 +45,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 #: The overhead baseline's two rows.
 DECODE_ALONE = "baseline: decode alone (grab/retrieve sampled frames)"
 MODEL_ALONE = "baseline: default backbone alone on those frames"
+VGG16_AUTO = "project: predict, VGG16, SCREENTIME_PRECISION=auto (cold)"
 
 
 def timed(fn, *args, **kwargs):
@@ -181,6 +183,7 @@ def main() -> None:
 
     from helpers.fileio import write_csv
     from helpers.pipeline import predict, train
+    from helpers.precision import PRECISION_ENV, cpu_has_amx_bf16
     from helpers.synthetic import make_cartoon
     from helpers.threads import requested_threads
 
@@ -213,6 +216,9 @@ def main() -> None:
     _, rows["project: train, default backbone, 300 frames (no cache)"] = timed(
         train, video, out / "labels_300.csv", out / "model_default")
     _, rows["project: predict, VGG16 (cold)"] = timed(predict, video, out / "model_vgg16", out / "pred_vgg16", 1.0)
+    os.environ[PRECISION_ENV] = "auto"  # bfloat16 where the CPU has AMX (helpers.precision)
+    _, rows[VGG16_AUTO] = timed(predict, video, out / "model_vgg16", out / "pred_vgg16_auto", 1.0)
+    del os.environ[PRECISION_ENV]
 
     overhead, samples = overhead_runs(video, out, args.repeats)
     rows.update({name: statistics.median(t) for name, t in overhead.items()})
@@ -253,6 +259,7 @@ def main() -> None:
     h264_baseline = rows.get(f"H.264 copy, {DECODE_ALONE}", math.nan) + rows.get(f"H.264 copy, {MODEL_ALONE}", math.nan)
     ratios = {
         "VGG16: tutorial / project predict (target >= 1.4)": tut / vgg,
+        "VGG16: tutorial / project predict with SCREENTIME_PRECISION=auto": tut / rows[VGG16_AUTO],
         "default: tutorial / project predict (target >= 8)": tut / default,
         "train: tutorial features + head / project train (target >= 20)":
             (tut + tut_train) / rows["project: train, default backbone, 300 frames (no cache)"],
@@ -277,6 +284,7 @@ def main() -> None:
     facts = {"video": f"{args.minutes:g} min, 640x360, 25 fps, {len(truth)} frames; sampled 1 fps: {samples} frames",
              "long video": f"{args.long_minutes:g} min, 160x90, 25 fps", "cpu cores": os.cpu_count(),
              "H.264 copy": "the video re-encoded with libx264 (veryfast, CRF 23) through PyAV" if h264_round else "skipped (no PyAV)",
+             "SCREENTIME_PRECISION=auto": "bfloat16 (this CPU has AMX)" if cpu_has_amx_bf16() else "float32 (no AMX)",
              "tensorflow threads": f"one op at a time, {requested_threads() or 'one thread per core'} within an op"}
     lines = ["| stage | seconds |", "| --- | --- |"] + [f"| {k} | {v:.2f} |" for k, v in rows.items()]
     lines += ["", "| peak memory (RSS) of predict, default backbone | MB |", "| --- | --- |"]
