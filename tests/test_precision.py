@@ -62,7 +62,10 @@ def test_auto_picks_bfloat16_only_with_amx_and_never_for_depthwise_networks(tmp_
     plain = keras.models.load_model(small_network(tmp_path / "plain.keras"))
     depthwise = keras.models.load_model(small_network(tmp_path / "dw.keras", depthwise=True))
     assert choose_precision(depthwise) == "float32"  # MobileNet-like: AMX does not speed it up
-    assert choose_precision(plain) == ("bfloat16" if cpu_has_amx_bf16() else "float32")
+    import tensorflow as tf
+
+    uses_gpu = bool(tf.config.list_logical_devices("GPU"))  # a GPU keeps float32
+    assert choose_precision(plain) == ("bfloat16" if cpu_has_amx_bf16() and not uses_gpu else "float32")
 
 
 def test_a_bad_setting_says_what_to_write(monkeypatch, tmp_path):
