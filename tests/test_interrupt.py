@@ -28,8 +28,10 @@ def interrupt_when(args: list, marker: bytes, cache, delay: float = 3.0) -> tupl
     """Run ``screentime ARGS`` with stderr on a terminal; press Ctrl-C ``delay`` s after ``marker`` shows."""
     master, slave = pty.openpty()
     env = {**os.environ, "SCREENTIME_CACHE": str(cache), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    # Ctrl-C's default action even where this test runs as a background job, which inherits SIGINT ignored.
     proc = subprocess.Popen([sys.executable, "-m", "helpers", *map(str, args)], stdout=subprocess.DEVNULL,
-                            stderr=slave, stdin=subprocess.DEVNULL, env=env)
+                            stderr=slave, stdin=subprocess.DEVNULL, env=env,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     os.close(slave)
     output, sent, deadline = b"", None, time.time() + 240
     while proc.poll() is None and time.time() < deadline:
