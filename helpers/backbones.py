@@ -302,6 +302,8 @@ def save_backbone(backbone: Backbone, model_dir: Path, filename: str = "backbone
         assert isinstance(backbone, KerasBackbone)
         backbone.save(model_dir / filename)
         spec["file"] = filename
+        if backbone.base_cache_key:  # the copy computes the same features: share the original's cache
+            spec["cache_key"] = backbone.base_cache_key
     return spec
 
 
@@ -317,6 +319,9 @@ def backbone_from_spec(spec: dict[str, Any], model_dir: Path) -> Backbone:
             module = getattr(keras_module().applications, APPLICATIONS[spec["name"]]["module"])
             loaded.preprocess = module.preprocess_input
             loaded.base_cache_key = f"{spec['name']}-{loaded.base_cache_key}"
+        # Each save writes different bytes, so the copy's own digest would give every retrained
+        # model folder a cache of its own; the original's key is shared by all of them.
+        loaded.base_cache_key = spec.get("cache_key") or loaded.base_cache_key
         loaded.spec = dict(spec)
         return loaded
     return application_backbone(spec["name"], spec.get("weights", "imagenet"), spec["input_size"])

@@ -119,3 +119,22 @@ def test_choosing_a_backbone_needs_enough_labels(tmp_path, train_cartoon):
     train_cartoon.truth.iloc[::250].to_csv(labels, index=False)  # 6 labels: too few to validate
     with pytest.raises(ScreentimeError, match="cannot choose between backbones colour \\| colour\\+hog"):
         train(train_cartoon.video, labels, tmp_path / "m", backbone="colour|colour+hog")
+
+
+def test_retrained_models_share_the_file_backbones_feature_cache(tmp_path, monkeypatch, train_cartoon, train_labels,
+                                                                 test_cartoon):
+    """A new head (new labels, another head type) on the same .keras backbone recomputes no features."""
+    from helpers.backbones import keras_module, load_backbone
+
+    monkeypatch.setenv("SCREENTIME_CACHE", str(tmp_path / "cache"))
+    keras = keras_module()
+    inputs = keras.Input((40, 40, 3))
+    keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(6, 3)(inputs))).save(tmp_path / "net.keras")
+    net = str(tmp_path / "net.keras")
+    train(train_cartoon.video, train_labels, tmp_path / "a", backbone=net)
+    train(train_cartoon.video, train_labels, tmp_path / "b", backbone=net, head="mlp", epochs=5)
+    first, second = load_model(tmp_path / "a").backbone, load_model(tmp_path / "b").backbone
+    assert first.cache_key == second.cache_key == load_backbone(net).cache_key
+    assert extract_features(test_cartoon.video, first, fps=1).computed == 30  # predicting with model a
+    assert extract_features(test_cartoon.video, second, fps=1).computed == 0  # then with model b
+
