@@ -13,6 +13,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .heads import Head
+from .progress import progress
 from .smoothing import STRENGTHS, smooth
 
 THRESHOLDS = np.round(np.arange(0.2, 0.81, 0.05), 2)
@@ -34,7 +35,7 @@ def time_blocks(times_s: np.ndarray, k: int) -> np.ndarray:
 def out_of_fold(X: np.ndarray, Y: np.ndarray, blocks: np.ndarray, make_head: Callable[[], Head]) -> np.ndarray | None:
     """Each block's probabilities from a head trained on the other blocks (None if a fold lacks a class)."""
     proba = np.zeros(Y.shape, dtype=float)
-    for b in np.unique(blocks):
+    for b in progress(np.unique(blocks), desc="validating", unit="time block"):
         train = blocks != b
         ys = Y[train]
         if (ys.min(axis=0) == ys.max(axis=0)).any():

@@ -157,6 +157,7 @@ def train(video: str | os.PathLike, labels_csv: str | os.PathLike, out_dir: str 
         chosen = calibrate(X, Y, times, lambda: make_head(head, seed=seed, epochs=epochs))
         candidates.append(_Candidate(name, net, X, Y, chosen))
     picked, choice = pick_backbone(candidates)
+    log.info("fitting the %s head on all %d labelled frames", head, len(picked.Y))
     model_head = make_head(head, seed=seed, epochs=epochs).fit(picked.X, picked.Y)
     chosen, Y = picked.chosen, picked.Y
     model = ScreentimeModel(characters, picked.net, model_head, chosen["thresholds"], {

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import pty
-import select
 import signal
 import subprocess
 import sys
@@ -14,6 +12,8 @@ import pytest
 
 from helpers.fileio import write_csv
 from helpers.pipeline import train
+
+from .terminal import run_on_terminal
 
 
 @pytest.fixture(scope="module")
@@ -26,37 +26,18 @@ def slow_model(tmp_path_factory, train_cartoon, train_labels):
 
 def interrupt_when(args: list, marker: bytes, cache, delay: float = 3.0) -> tuple[int, str]:
     """Run ``screentime ARGS`` with stderr on a terminal; press Ctrl-C ``delay`` s after ``marker`` shows."""
-    master, slave = pty.openpty()
-    env = {**os.environ, "SCREENTIME_CACHE": str(cache), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    # Ctrl-C's default action even where this test runs as a background job, which inherits SIGINT ignored.
-    proc = subprocess.Popen([sys.executable, "-m", "helpers", *map(str, args)], stdout=subprocess.DEVNULL,
-                            stderr=slave, stdin=subprocess.DEVNULL, env=env,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    os.close(slave)
-    output, sent, deadline = b"", None, time.time() + 240
-    while proc.poll() is None and time.time() < deadline:
-        if select.select([master], [], [], 0.2)[0]:
-            try:
-                output += os.read(master, 65536)
-            except OSError:
-                break
-        if sent is None and marker in output:
-            sent = time.time() + delay
-        if sent is not None and 0 < sent <= time.time():
+    pressed: list[float] = []  # [when to press], then [when to press, when pressed]
+
+    def press_ctrl_c(output: bytes, proc) -> None:
+        if not pressed and marker in output:
+            pressed.append(time.time() + delay)
+        if len(pressed) == 1 and pressed[0] <= time.time():
             proc.send_signal(signal.SIGINT)
-            sent = -1.0
-    while select.select([master], [], [], 0.5)[0]:
-        try:
-            chunk = os.read(master, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        output += chunk
-    os.close(master)
-    status = proc.wait(timeout=60)
-    assert sent == -1.0, f"never interrupted: {output.decode(errors='replace')[-500:]}"
-    return status, output.decode(errors="replace")
+            pressed.append(time.time())
+
+    status, output = run_on_terminal(args, {"SCREENTIME_CACHE": str(cache)}, press_ctrl_c)
+    assert len(pressed) == 2, f"never interrupted: {output[-500:]}"
+    return status, output
 
 
 def cached_rows(cache) -> int:
