@@ -43,7 +43,7 @@ class Backbone(Protocol):
 
     ``prepare`` (resize, colour conversion) runs per frame in the decoding thread; ``embed`` runs on
     a batch of prepared frames; ``features`` does both. ``cache_key`` names the exact features
-    (None: not cacheable, e.g. random weights).
+    (None: not cacheable, e.g. random weights); ``dim`` is the number of features per frame.
     """
 
     spec: dict[str, Any]
@@ -54,6 +54,9 @@ class Backbone(Protocol):
     def embed(self, prepared: Sequence[np.ndarray]) -> np.ndarray: ...
 
     def features(self, images: Sequence[np.ndarray]) -> np.ndarray: ...
+
+    @property
+    def dim(self) -> int: ...
 
 
 def file_digest(path: str | os.PathLike) -> str:
@@ -141,6 +144,11 @@ class ColourBackbone:
     def embed(self, prepared: Sequence[np.ndarray]) -> np.ndarray:
         return np.stack([self._one(im) for im in prepared])
 
+    @property
+    def dim(self) -> int:
+        """Number of features per frame."""
+        return int(self._one(np.zeros((9, self.width, 3), np.uint8)).size)
+
     def features(self, images: Sequence[np.ndarray]) -> np.ndarray:
         return self.embed([self.prepare(im) for im in images])
 
@@ -177,6 +185,11 @@ class KerasBackbone:
         if out.ndim > 2:
             out = out.mean(axis=tuple(range(1, out.ndim - 1)))
         return out.astype(np.float32)
+
+    @property
+    def dim(self) -> int:
+        """Number of features per frame (the channels of the output, after pooling)."""
+        return int(self.model.output_shape[-1])
 
     def features(self, images: Sequence[np.ndarray]) -> np.ndarray:
         return self.embed([self.prepare(im) for im in images])
@@ -247,6 +260,8 @@ class FusionBackbone:
 
     Colour separates characters with distinct palettes and fails on props painted like them; an
     ImageNet network sees shapes but fails on a new camera angle. Together a head can use both.
+    The heads standardise each feature and then weigh the parts alike whatever their sizes
+    (``blocks``; see :mod:`helpers.heads`).
     """
 
     def __init__(self, parts: Sequence[Backbone]):
@@ -257,6 +272,15 @@ class FusionBackbone:
                      "preprocessing": "each part's own, then each part's features L2-normalised and concatenated"}
         keys = [p.cache_key for p in self.parts]
         self.cache_key = None if None in keys else "fusion-" + hashlib.sha256("|".join(keys).encode()).hexdigest()[:16]
+
+    @property
+    def blocks(self) -> list[int]:
+        """Number of features of each part, in order (the head weighs the parts alike)."""
+        return [part.dim for part in self.parts]
+
+    @property
+    def dim(self) -> int:
+        return sum(self.blocks)
 
     def prepare(self, image: np.ndarray) -> tuple:
         return tuple(p.prepare(image) for p in self.parts)

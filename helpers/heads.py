@@ -11,7 +11,7 @@ A frame can show several characters, so each character is its own yes/no decisio
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, Sequence
 
 import numpy as np
 
@@ -35,13 +35,28 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
 
 
 class _Standardiser:
-    def __init__(self, mean: np.ndarray | None = None, scale: np.ndarray | None = None):
+    """Each feature to zero mean and unit variance; with ``blocks`` (the sizes of a fused backbone's
+    parts, in order), each part is then scaled so that all parts have the same total variance.
+
+    Without that, standardising gives every feature the same weight, so a 512-feature network part
+    outweighs a 264-feature colour part by its size alone (and the parts' L2 normalisation is undone).
+    """
+
+    def __init__(self, mean: np.ndarray | None = None, scale: np.ndarray | None = None,
+                 blocks: Sequence[int] | None = None):
         self.mean, self.scale = mean, scale
+        self.blocks = list(blocks) if blocks else None
 
     def fit(self, X: np.ndarray) -> "_Standardiser":
         self.mean = X.mean(axis=0)
         std = X.std(axis=0)
         self.scale = np.where(std > 1e-8, std, 1.0)
+        if self.blocks and len(self.blocks) > 1:
+            if sum(self.blocks) != X.shape[1]:
+                raise ValueError(f"feature blocks {self.blocks} do not add up to {X.shape[1]} features")
+            sizes = np.array(self.blocks, dtype=float)
+            # Dividing a part of d features by sqrt(d / mean size) gives it a total variance of the mean size.
+            self.scale = self.scale * np.repeat(np.sqrt(sizes / sizes.mean()), self.blocks)
         return self
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
@@ -53,9 +68,9 @@ class LogisticHead:
 
     kind = "logistic"
 
-    def __init__(self, C: float = 0.1, seed: int = 0):
+    def __init__(self, C: float = 0.1, seed: int = 0, blocks: Sequence[int] | None = None):
         self.C, self.seed = C, seed
-        self.scaler = _Standardiser()
+        self.scaler = _Standardiser(blocks=blocks)
         self.coef = self.intercept = None
 
     def fit(self, X: np.ndarray, Y: np.ndarray) -> "LogisticHead":
@@ -93,9 +108,10 @@ class MLPHead:
 
     kind = "mlp"
 
-    def __init__(self, hidden: int = 256, dropout: float = 0.5, epochs: int = 60, seed: int = 0):
+    def __init__(self, hidden: int = 256, dropout: float = 0.5, epochs: int = 60, seed: int = 0,
+                 blocks: Sequence[int] | None = None):
         self.hidden, self.dropout, self.epochs, self.seed = hidden, dropout, epochs, seed
-        self.scaler = _Standardiser()
+        self.scaler = _Standardiser(blocks=blocks)
         self.model = None
         self.history: dict[str, list[float]] = {}
 
@@ -143,12 +159,12 @@ class MLPHead:
         return head
 
 
-def make_head(kind: str, seed: int = 0, epochs: int | None = None) -> Head:
-    """A new, untrained head of the given kind."""
+def make_head(kind: str, seed: int = 0, epochs: int | None = None, blocks: Sequence[int] | None = None) -> Head:
+    """A new, untrained head of the given kind; ``blocks``: a fused backbone's part sizes, weighed alike."""
     if kind == "logistic":
-        return LogisticHead(seed=seed)
+        return LogisticHead(seed=seed, blocks=blocks)
     if kind == "mlp":
-        return MLPHead(seed=seed, **({"epochs": epochs} if epochs else {}))
+        return MLPHead(seed=seed, blocks=blocks, **({"epochs": epochs} if epochs else {}))
     raise ScreentimeError(f"unknown head {kind!r}; choose one of {', '.join(HEADS)}")
 
 

@@ -154,11 +154,13 @@ def train(video: str | os.PathLike, labels_csv: str | os.PathLike, out_dir: str 
     for name in names:
         net = load_backbone(name, weights=weights, input_size=input_size)
         X, Y, times = _labelled_features(video, labels, labels_csv, net, characters)
-        chosen = calibrate(X, Y, times, lambda: make_head(head, seed=seed, epochs=epochs))
+        blocks = getattr(net, "blocks", None)  # a fused backbone's parts, weighed alike by the head
+        chosen = calibrate(X, Y, times, lambda: make_head(head, seed=seed, epochs=epochs, blocks=blocks))
         candidates.append(_Candidate(name, net, X, Y, chosen))
     picked, choice = pick_backbone(candidates)
     log.info("fitting the %s head on all %d labelled frames", head, len(picked.Y))
-    model_head = make_head(head, seed=seed, epochs=epochs).fit(picked.X, picked.Y)
+    model_head = make_head(head, seed=seed, epochs=epochs, blocks=getattr(picked.net, "blocks", None))
+    model_head = model_head.fit(picked.X, picked.Y)
     chosen, Y = picked.chosen, picked.Y
     model = ScreentimeModel(characters, picked.net, model_head, chosen["thresholds"], {
         "video": str(video), "labels": str(labels_csv), "labelled_frames": int(len(Y)),

@@ -25,7 +25,8 @@ def frames(short_cartoon):
 
 def test_colour_features_are_normalised_histograms(frames):
     X = ColourBackbone().features(frames)
-    assert X.shape == (3, 32 * 8 + 8) and X.dtype == np.float32
+    assert X.shape == (3, 32 * 8 + 8) and X.dtype == np.float32 and ColourBackbone().dim == 264
+    assert ColourBackbone(hog=True).dim == ColourBackbone(hog=True).features(frames).shape[1]
     assert np.allclose((X[:, :256] ** 2).sum(axis=1), 1.0, atol=1e-4)
 
 
@@ -93,7 +94,7 @@ def test_fusion_concatenates_normalised_parts(frames, tmp_path):
     fused = load_backbone(f"colour,{tmp_path / 'tiny.keras'}")
     assert isinstance(fused, FusionBackbone) and fused.spec["name"] == "colour,tiny.keras"
     X = fused.features(frames)
-    assert X.shape == (3, 264 + 6)
+    assert X.shape == (3, 264 + 6) and fused.blocks == [264, 6] and fused.dim == 270
     assert np.allclose(np.linalg.norm(X[:, :264], axis=1), 1, atol=1e-5)
     assert np.allclose(np.linalg.norm(X[:, 264:], axis=1), 1, atol=1e-5)
     assert fused.cache_key and fused.cache_key != ColourBackbone().cache_key

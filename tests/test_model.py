@@ -102,6 +102,12 @@ def test_fused_model_round_trip(tmp_path, train_cartoon, train_labels):
     assert feats.X.shape[1] == 270
     images = [f.image for f in sample_frames(train_cartoon.video, fps=0.5)]
     assert np.allclose(again.predict_proba(feats.X), model.predict_proba(model.backbone.features(images)), atol=1e-4)
+    # The head weighed the two parts alike: standardised, then each part scaled to the same total variance.
+    labelled = extract_features(train_cartoon.video, again.backbone, fps=None, frames=range(0, 1500, 25)).X
+    weight = labelled.std(axis=0) / again.head.scaler.scale
+    varying = labelled.std(axis=0) > 1e-6
+    assert np.allclose(weight[:264][varying[:264]], np.sqrt(135 / 264), rtol=1e-3)
+    assert np.allclose(weight[264:][varying[264:]], np.sqrt(135 / 6), rtol=1e-3)
 
 
 def test_alternative_backbones_are_validated_and_the_best_is_kept(tmp_path, train_cartoon, train_labels):
