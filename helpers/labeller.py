@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+from functools import partial
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -42,6 +43,7 @@ from .backbones import Backbone, load_backbone
 from .errors import ScreentimeError
 from .features import cache_enabled, extract_features
 from .fileio import read_csv, write_csv
+from .heads import LogisticHead
 from .labels import IGNORE, NONE, format_label, normalise_name, parse_label, read_labels
 from .shots import shot_starts
 from .video import check_video_path, encode_jpeg, frame_times, sample_frames
@@ -325,8 +327,10 @@ class Labeller:
             if _valid_name(name) not in self.characters:
                 self.characters.append(_valid_name(name))
         starts = shot_starts(self.video, use_cache=cache_enabled()) if shots else [0]
+        # A fused backbone's parts weigh alike in the proposing model, as in train.
+        head = partial(LogisticHead, blocks=getattr(self.backbone, "blocks", None))
         self.planner = active.Planner(self.frames, self.times, feats.X, self.characters, starts,
-                                      background=background)
+                                      background=background, make_head=head)
         self.planner.labels = {self.planner.position_of[f]: n for f, _, n in labelled}
         self.planner.retrainer.on_done = self._after_retrain
         self.order = order

@@ -201,6 +201,18 @@ def test_next_frame_order_spread_first_then_the_models_doubts(session, train_car
     assert lab.frame == next(f for f in order if f not in done)
 
 
+def test_a_fused_backbones_parts_weigh_alike_in_the_proposing_model(session, tmp_path):
+    from helpers.backbones import keras_module
+
+    keras = keras_module()
+    inputs = keras.Input((40, 40, 3))
+    keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(6, 3)(inputs))).save(
+        tmp_path / "tiny.keras")
+    lab = session(backbone=f"colour,{tmp_path / 'tiny.keras'}")
+    assert lab.planner.make_head().scaler.blocks == [264, 6]  # as train's head weighs them
+    assert session().planner.make_head().scaler.blocks is None  # one backbone: nothing to weigh
+
+
 def test_review_list_takes_you_to_a_suspicious_label(session, train_cartoon):
     truth = truth_of(train_cartoon)
     lab = session()
