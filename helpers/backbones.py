@@ -250,6 +250,9 @@ def file_backbone(path: str | os.PathLike) -> KerasBackbone:
         raise ScreentimeError(f"{p} has several inputs; a backbone takes one batch of RGB images")
     if len(shape) != 4 or shape[-1] != 3 or shape[1] is None or shape[1] != shape[2]:
         raise ScreentimeError(f"{p} takes input {shape}; a backbone must take square RGB images (None, S, S, 3)")
+    if len(model.outputs) != 1:
+        raise ScreentimeError(f"{p} has {len(model.outputs)} outputs; a backbone gives one feature vector or "
+                              "feature map per image: save a model with only the output you want")
     spec = {"kind": "file", "name": p.name, "input_size": int(shape[1]),
             "preprocessing": "RGB 0-255 float32 (any further preprocessing is inside the model)"}
     return KerasBackbone(model, lambda x: x, spec, f"file-{file_digest(p)}")

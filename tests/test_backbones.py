@@ -38,7 +38,7 @@ def test_colour_with_hog_is_longer(frames):
 def test_keras_applications_with_random_weights(frames, name, dim):
     backbone = application_backbone(name, weights=None, input_size=64)
     X = backbone.features(frames)
-    assert X.shape == (3, dim) and np.isfinite(X).all()
+    assert X.shape == (3, dim) and np.isfinite(X).all() and backbone.dim == dim
     assert backbone.spec["preprocessing"] == APPLICATIONS[name]["preprocessing"]
 
 
@@ -51,7 +51,17 @@ def test_keras_file_backbone_with_a_feature_map_output(tmp_path, frames):
     keras.Model(inputs, outputs).save(path)
     backbone = load_backbone(str(path))
     assert backbone.spec["input_size"] == 48
-    assert backbone.features(frames).shape == (3, 8)
+    assert backbone.features(frames).shape == (3, 8) and backbone.dim == 8
+
+
+def test_a_keras_file_with_several_outputs_is_refused(tmp_path):
+    keras = keras_module()
+    inputs = keras.Input((40, 40, 3))
+    conv = keras.layers.Conv2D(4, 3)(inputs)
+    keras.Model(inputs, [keras.layers.GlobalAveragePooling2D()(conv), keras.layers.Flatten()(conv)]).save(
+        tmp_path / "two.keras")
+    with pytest.raises(ScreentimeError, match="two.keras has 2 outputs; a backbone gives one feature vector"):
+        load_backbone(str(tmp_path / "two.keras"))
 
 
 @pytest.mark.skipif(not (SHARED / "models").is_dir(), reason="needs ../shared/models")
