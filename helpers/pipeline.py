@@ -96,8 +96,25 @@ class _Candidate:
         return scores[f"{self.chosen['strength_s']:g}"] if scores else None
 
 
+#: A label's time_s may differ from its frame's time by this much before train warns (typed or rounded times).
+LABEL_TIME_TOLERANCE_S = 0.5
+
+
+def warn_if_label_times_disagree(labels_csv: str | os.PathLike, video: str | os.PathLike, frames: np.ndarray,
+                                 label_times: np.ndarray, frame_times: np.ndarray) -> None:
+    """Warn when labels give both a frame and a time_s and the frame is not shown at that time (frames win)."""
+    gap = np.abs(np.asarray(label_times, dtype=float) - np.asarray(frame_times, dtype=float))
+    off = np.flatnonzero(gap > LABEL_TIME_TOLERANCE_S)  # NaN (no time_s given) compares False
+    if len(off):
+        i = off[0]
+        log.warning("labels file %s: frame %d is at %.2f s in %s, but the file says %.2f s (%d of %d labels are "
+                    "more than %.1f s off); using the frames: check the labels belong to this video",
+                    labels_csv, frames[i], frame_times[i], video, label_times[i], len(off), len(gap),
+                    LABEL_TIME_TOLERANCE_S)
+
+
 def _labelled_features(video: str | os.PathLike, labels: Labels, labels_csv: str | os.PathLike, net: Backbone,
-                       characters: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                       characters: list[str], check_times: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Features, label matrix and times of the labelled frames of ``video``, row-aligned."""
     log.info("computing %s features of %d labelled frames of %s", net.spec["name"], len(labels.table), video)
     feats = extract_features(video, net, fps=None, frames=labels.table["frame"])
@@ -107,7 +124,11 @@ def _labelled_features(video: str | os.PathLike, labels: Labels, labels_csv: str
         raise ScreentimeError(f"labels file {labels_csv} labels frame {missing[0]}, but {video} decodes only "
                               f"{n} frames (0-{n - 1}); check the labels belong to this video")
     order = labels.table.set_index("frame").loc[feats.frames["frame"]]
-    return feats.X, label_matrix(order["names"], characters), feats.frames["time_s"].to_numpy()
+    times = feats.frames["time_s"].to_numpy()
+    if check_times:
+        warn_if_label_times_disagree(labels_csv, video, feats.frames["frame"].to_numpy(), order["time_s"].to_numpy(),
+                                     times)
+    return feats.X, label_matrix(order["names"], characters), times
 
 
 def pick_backbone(candidates: list[_Candidate]) -> tuple[_Candidate, dict[str, Any] | None]:
@@ -153,7 +174,7 @@ def train(video: str | os.PathLike, labels_csv: str | os.PathLike, out_dir: str 
     candidates = []
     for name in names:
         net = load_backbone(name, weights=weights, input_size=input_size)
-        X, Y, times = _labelled_features(video, labels, labels_csv, net, characters)
+        X, Y, times = _labelled_features(video, labels, labels_csv, net, characters, check_times=not candidates)
         blocks = getattr(net, "blocks", None)  # a fused backbone's parts, weighed alike by the head
         chosen = calibrate(X, Y, times, lambda: make_head(head, seed=seed, epochs=epochs, blocks=blocks))
         candidates.append(_Candidate(name, net, X, Y, chosen))

@@ -90,3 +90,21 @@ def test_time_past_the_end(tmp_path, short_cartoon):
     path = write(tmp_path / "t.csv", "time_s,label\n60,tom\n")
     with pytest.raises(ScreentimeError, match="past the end"):
         load_training_labels(path, short_cartoon.video)
+
+
+def test_a_frame_and_a_time_that_disagree_are_warned_about(tmp_path, train_cartoon, caplog):
+    """Frame 10 is shown at 0.4 s: a file that says 9.0 s probably belongs to another video (frames win)."""
+    from helpers.pipeline import train
+
+    rows = "".join(f"{f},{f / 25:.2f},{label}\n" for f, label in zip(train_cartoon.truth["frame"][::25],
+                                                                     train_cartoon.truth["label"][::25]))
+    agree = write(tmp_path / "agree.csv", "frame,time_s,label\n" + rows)
+    train(train_cartoon.video, agree, tmp_path / "m1")
+    assert "using the frames" not in caplog.text
+
+    disagree = write(tmp_path / "disagree.csv", "frame,time_s,label\n" + rows.replace("\n250,10.00,", "\n250,19.00,"))
+    train(train_cartoon.video, disagree, tmp_path / "m2", backbone="colour|colour+hog")
+    warnings = [r.getMessage() for r in caplog.records if "using the frames" in r.getMessage()]
+    assert warnings == [f"labels file {disagree}: frame 250 is at 10.00 s in {train_cartoon.video}, but the file "
+                        "says 19.00 s (1 of 60 labels are more than 0.5 s off); using the frames: check the labels "
+                        "belong to this video"]  # once, though two backbones were tried

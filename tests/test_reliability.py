@@ -58,6 +58,7 @@ CASES = [
     Case("labels-empty", "an empty labels file", ["train", "--video", "{video}", "--labels", "{d}/empty.csv", "--out", "{out}/m"], "is empty; it needs a header row"),
     Case("labels-one-class", "only one class present", ["train", "--video", "{video}", "--labels", "{d}/onlytom.csv", "--out", "{out}/m"], "every labelled frame shows 'tom'; label some frames without tom too"),
     Case("labels-no-character", "only 'none' labels", ["train", "--video", "{video}", "--labels", "{d}/nobody.csv", "--out", "{out}/m"], "names no character"),
+    Case("labels-times-disagree", "a label whose time_s is not when its frame is shown (frames win)", ["train", "--video", "{video}", "--labels", "{d}/offtime.csv", "--out", "{out}/m"], "frame 25 is at 1.00 s in", 0),
     Case("labels-unknown-class", "a mapping.csv class with no name", ["train", "--video", "{video}", "--labels", "{d}/mapping7.csv", "--out", "{out}/m"], "unknown class 7"),
     Case("model-missing", "a model folder that does not exist", ["predict", "{video}", "--model", "{d}/nomodel", "--out", "{out}"], "does not exist; train one with"),
     Case("model-partial", "a model folder without its head", ["predict", "{video}", "--model", "{d}/partial", "--out", "{out}"], "is missing or corrupt"),
@@ -94,6 +95,7 @@ def bad(tmp_path_factory, short_cartoon, model):
     (d / "empty.csv").write_text("")
     (d / "onlytom.csv").write_text("frame,label\n0,tom\n25,tom\n")
     (d / "nobody.csv").write_text("frame,label\n0,none\n25,None\n")
+    (d / "offtime.csv").write_text("frame,time_s,label\n0,0.0,none\n25,4.0,tom\n50,2.0,jerry\n")
     (d / "mapping7.csv").write_text("Image_ID,Class\nframe0.jpg,0\nframe1.jpg,7\n")
     (d / "frames").mkdir()
     pd.DataFrame({"Image_ID": ["frame0.jpg"], "frame": [0], "time_s": [0.0]}).to_csv(d / "frames" / "frames.csv", index=False)
