@@ -12,6 +12,7 @@ import pandas as pd
 from .errors import ScreentimeError, UsageError
 from .fileio import read_csv, write_json
 from .labels import format_label, parse_label
+from .progress import log
 from .screentime import sample_durations
 
 
@@ -31,6 +32,16 @@ def read_truth(truth: str | os.PathLike | pd.DataFrame) -> pd.DataFrame:
     table.columns = [str(c).strip() for c in table.columns]
     check_truth_columns(table, "truth" if isinstance(truth, pd.DataFrame) else f"truth file {truth}")
     return table
+
+
+def warn_unknown_characters(predictions: pd.DataFrame, truth_characters: set[str]) -> None:
+    """Warn about characters of the truth that the model never knew (no ``p_<name>`` column): a name
+    spelt differently in the two files scores as a miss on every frame."""
+    known = {str(c)[2:] for c in predictions.columns if str(c).startswith("p_")}
+    unknown = sorted(truth_characters - known)
+    if known and unknown:
+        log.warning("the truth names %s, which the model does not know (it knows %s): those frames score as "
+                    "misses; check the names match", ", ".join(unknown), ", ".join(sorted(known)))
 
 
 def evaluate_frames(predictions: pd.DataFrame, truth: pd.DataFrame, duration_s: float | None = None) -> dict[str, Any]:
@@ -60,6 +71,7 @@ def evaluate_frames(predictions: pd.DataFrame, truth: pd.DataFrame, duration_s: 
     if merged.empty:
         raise ScreentimeError("no predicted frame has a truth label; check that both files describe the same video")
     characters = sorted(set().union(*merged["true_set"], *merged["pred_set"]))
+    warn_unknown_characters(predictions, set().union(*merged["true_set"]))
     scored_s = float(merged["weight"].sum())
     result: dict[str, Any] = {
         "frames_scored": int(len(merged)),

@@ -88,6 +88,16 @@ def test_cli_writes_the_confusion_plot_and_json(tmp_path, trained_model, test_ca
         assert np.trace(counts) / counts.sum() == pytest.approx(accuracy)
     assert set(scores["confusion"]["labels"]) == set(LABELS)  # the cartoon shows all four
     assert_real_png(tmp_path / "plots" / "confusion.png", min_width=900)  # two matrices side by side
+    assert "does not know" not in run.err
+
+    # A truth that spells a character differently from the model: scored, with a warning that says why.
+    misspelt = tmp_path / "truth_misspelt.csv"
+    test_cartoon.truth.assign(label=test_cartoon.truth["label"].str.replace("jerry", "jerry_mouse")).to_csv(
+        misspelt, index=False)
+    run = screentime("evaluate", "--predictions", tmp_path / "run" / "predictions.csv", "--truth", misspelt)
+    assert run.status == 0, run.err
+    assert ("the truth names jerry_mouse, which the model does not know (it knows jerry, tom): those frames score "
+            "as misses; check the names match") in run.err
 
 
 def test_nested_subsets_are_spread_evenly_in_time():
