@@ -59,7 +59,7 @@ def calibrate(X: np.ndarray, Y: np.ndarray, times_s: np.ndarray, make_head: Call
     blocks = time_blocks(times_s, k)
     proba = out_of_fold(X, Y, blocks, make_head)
     if proba is None:
-        return {**default, "validation": "a time block lacks examples of a class; using defaults"}
+        return {**default, "validation": "a time block lacks examples of a class"}
     order = np.argsort(times_s, kind="stable")
     proba, Y, times, blocks = proba[order], Y[order], times_s[order], blocks[order]
     breaks = [i for i in range(1, len(blocks)) if blocks[i] != blocks[i - 1]]

@@ -13,7 +13,7 @@ import pandas as pd
 
 from . import __version__
 from .backbones import Backbone, load_backbone
-from .calibration import calibrate
+from .calibration import MIN_LABELS, calibrate
 from .errors import ScreentimeError
 from .features import cache_enabled, extract_features
 from .fileio import atomic_path, write_csv, write_json
@@ -183,6 +183,11 @@ def train(video: str | os.PathLike, labels_csv: str | os.PathLike, out_dir: str 
     model_head = make_head(head, seed=seed, epochs=epochs, blocks=getattr(picked.net, "blocks", None))
     model_head = model_head.fit(picked.X, picked.Y)
     chosen, Y = picked.chosen, picked.Y
+    if picked.validated_accuracy is None:
+        log.warning("validation on time blocks of the labels did not run (%s), so thresholds are 0.5 and there is "
+                    "no smoothing; frames labelled with each character: %s; label at least %d frames, with each "
+                    "character in every fifth of the video", chosen["validation"],
+                    ", ".join(f"{c} {int(Y[:, j].sum())}" for j, c in enumerate(characters)), MIN_LABELS)
     model = ScreentimeModel(characters, picked.net, model_head, chosen["thresholds"], {
         "video": str(video), "labels": str(labels_csv), "labelled_frames": int(len(Y)),
         "positives": {c: int(Y[:, j].sum()) for j, c in enumerate(characters)},

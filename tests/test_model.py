@@ -144,3 +144,17 @@ def test_retrained_models_share_the_file_backbones_feature_cache(tmp_path, monke
     assert extract_features(test_cartoon.video, first, fps=1).computed == 30  # predicting with model a
     assert extract_features(test_cartoon.video, second, fps=1).computed == 0  # then with model b
 
+
+
+def test_training_says_when_validation_could_not_run(tmp_path, train_cartoon, train_labels, caplog):
+    labels = train_cartoon.truth.iloc[::25].copy()
+    train(train_cartoon.video, train_labels, tmp_path / "ok")
+    assert "did not run" not in caplog.text  # 60 labels, both characters throughout: validated
+    labels["label"] = ["none" if "tom" in label else label for label in labels["label"]]
+    labels.iloc[10, labels.columns.get_loc("label")] = "tom"  # TOM labelled in one frame only
+    labels.to_csv(tmp_path / "rare.csv", index=False)
+    model = train(train_cartoon.video, tmp_path / "rare.csv", tmp_path / "rare")
+    assert model.thresholds == [0.5, 0.5] and model.smoothing_s == 0.0
+    assert ("validation on time blocks of the labels did not run (a time block lacks examples of a class), so "
+            "thresholds are 0.5 and there is no smoothing; frames labelled with each character: jerry ") in caplog.text
+    assert "tom 1; label at least 15 frames" in caplog.text
