@@ -153,11 +153,13 @@ def pick_backbone(candidates: list[_Candidate]) -> tuple[_Candidate, dict[str, A
 def train(video: str | os.PathLike, labels_csv: str | os.PathLike, out_dir: str | os.PathLike, *,
           backbone: str = "colour", classes: list[str] | None = None, head: str = "logistic",
           weights: str | None = "imagenet", input_size: int | None = None,
-          frames_csv: str | os.PathLike | None = None, epochs: int | None = None, seed: int = 0) -> ScreentimeModel:
+          frames_csv: str | os.PathLike | None = None, epochs: int | None = None, seed: int = 0,
+          warn_unvalidated: bool = True) -> ScreentimeModel:
     """Train a model on the labelled frames of ``video`` and save it to ``out_dir``.
 
     ``backbone`` may list alternatives separated by ``|`` (``colour|model.keras|colour,model.keras``):
-    each is validated on contiguous time blocks of the labels and the best one is kept.
+    each is validated on contiguous time blocks of the labels and the best one is kept. When that
+    validation cannot run (too few labels), a warning says so unless ``warn_unvalidated`` is False.
     """
     labels = load_training_labels(labels_csv, video, classes, frames_csv)
     characters = labels.characters
@@ -183,7 +185,7 @@ def train(video: str | os.PathLike, labels_csv: str | os.PathLike, out_dir: str 
     model_head = make_head(head, seed=seed, epochs=epochs, blocks=getattr(picked.net, "blocks", None))
     model_head = model_head.fit(picked.X, picked.Y)
     chosen, Y = picked.chosen, picked.Y
-    if picked.validated_accuracy is None:
+    if warn_unvalidated and picked.validated_accuracy is None:
         log.warning("validation on time blocks of the labels did not run (%s), so thresholds are 0.5 and there is "
                     "no smoothing; frames labelled with each character: %s; label at least %d frames, with each "
                     "character in every fifth of the video", chosen["validation"],
