@@ -113,6 +113,14 @@ def warn_if_label_times_disagree(labels_csv: str | os.PathLike, video: str | os.
                     LABEL_TIME_TOLERANCE_S)
 
 
+def warn_unvalidated_model(reason: str, Y: np.ndarray, characters: list[str]) -> None:
+    """Say that thresholds and smoothing are defaults because validation could not run, and what to label."""
+    log.warning("validation on time blocks of the labels did not run (%s), so thresholds are 0.5 and there is "
+                "no smoothing; frames labelled with each character: %s; label at least %d frames, with each "
+                "character in every fifth of the video", reason,
+                ", ".join(f"{c} {int(Y[:, j].sum())}" for j, c in enumerate(characters)), MIN_LABELS)
+
+
 def _labelled_features(video: str | os.PathLike, labels: Labels, labels_csv: str | os.PathLike, net: Backbone,
                        characters: list[str], check_times: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Features, label matrix and times of the labelled frames of ``video``, row-aligned."""
@@ -186,10 +194,7 @@ def train(video: str | os.PathLike, labels_csv: str | os.PathLike, out_dir: str 
     model_head = model_head.fit(picked.X, picked.Y)
     chosen, Y = picked.chosen, picked.Y
     if warn_unvalidated and picked.validated_accuracy is None:
-        log.warning("validation on time blocks of the labels did not run (%s), so thresholds are 0.5 and there is "
-                    "no smoothing; frames labelled with each character: %s; label at least %d frames, with each "
-                    "character in every fifth of the video", chosen["validation"],
-                    ", ".join(f"{c} {int(Y[:, j].sum())}" for j, c in enumerate(characters)), MIN_LABELS)
+        warn_unvalidated_model(chosen["validation"], Y, characters)
     model = ScreentimeModel(characters, picked.net, model_head, chosen["thresholds"], {
         "video": str(video), "labels": str(labels_csv), "labelled_frames": int(len(Y)),
         "positives": {c: int(Y[:, j].sum()) for j, c in enumerate(characters)},
