@@ -113,12 +113,12 @@ def warn_if_label_times_disagree(labels_csv: str | os.PathLike, video: str | os.
                     LABEL_TIME_TOLERANCE_S)
 
 
-def warn_unvalidated_model(reason: str, Y: np.ndarray, characters: list[str]) -> None:
+def warn_unvalidated_model(reason: str, positives: dict[str, int]) -> None:
     """Say that thresholds and smoothing are defaults because validation could not run, and what to label."""
     log.warning("validation on time blocks of the labels did not run (%s), so thresholds are 0.5 and there is "
                 "no smoothing; frames labelled with each character: %s; label at least %d frames, with each "
                 "character in every fifth of the video", reason,
-                ", ".join(f"{c} {int(Y[:, j].sum())}" for j, c in enumerate(characters)), MIN_LABELS)
+                ", ".join(f"{c} {n}" for c, n in positives.items()), MIN_LABELS)
 
 
 def _labelled_features(video: str | os.PathLike, labels: Labels, labels_csv: str | os.PathLike, net: Backbone,
@@ -181,23 +181,28 @@ def train(video: str | os.PathLike, labels_csv: str | os.PathLike, out_dir: str 
     names = [part.strip() for part in str(backbone).split(ALTERNATIVES) if part.strip()]
     if not names:
         raise ScreentimeError(f"--backbone {backbone!r} names no backbone; e.g. colour or colour|model.keras")
+
+    def head_maker(net: Backbone):
+        """Makes untrained heads for ``net``'s features (a fused backbone's parts weighed alike)."""
+        blocks = getattr(net, "blocks", None)
+        return lambda: make_head(head, seed=seed, epochs=epochs, blocks=blocks)
+
     candidates = []
     for name in names:
         net = load_backbone(name, weights=weights, input_size=input_size)
         X, Y, times = _labelled_features(video, labels, labels_csv, net, characters, check_times=not candidates)
-        blocks = getattr(net, "blocks", None)  # a fused backbone's parts, weighed alike by the head
-        chosen = calibrate(X, Y, times, lambda: make_head(head, seed=seed, epochs=epochs, blocks=blocks))
+        chosen = calibrate(X, Y, times, head_maker(net))
         candidates.append(_Candidate(name, net, X, Y, chosen))
     picked, choice = pick_backbone(candidates)
     log.info("fitting the %s head on all %d labelled frames", head, len(picked.Y))
-    model_head = make_head(head, seed=seed, epochs=epochs, blocks=getattr(picked.net, "blocks", None))
-    model_head = model_head.fit(picked.X, picked.Y)
+    model_head = head_maker(picked.net)().fit(picked.X, picked.Y)
     chosen, Y = picked.chosen, picked.Y
+    positives = {c: int(Y[:, j].sum()) for j, c in enumerate(characters)}
     if warn_unvalidated and picked.validated_accuracy is None:
-        warn_unvalidated_model(chosen["validation"], Y, characters)
+        warn_unvalidated_model(chosen["validation"], positives)
     model = ScreentimeModel(characters, picked.net, model_head, chosen["thresholds"], {
         "video": str(video), "labels": str(labels_csv), "labelled_frames": int(len(Y)),
-        "positives": {c: int(Y[:, j].sum()) for j, c in enumerate(characters)},
+        "positives": positives,
         "calibration": {k: v for k, v in chosen.items() if k not in ("thresholds", "strength_s")},
         **({"backbone_choice": choice} if choice else {}),
         "screentime_version": __version__, "seed": seed,
