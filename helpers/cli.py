@@ -174,6 +174,16 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Exit status when the reader of the output went away (``screentime ... | head``), as for SIGPIPE.
+CLOSED_PIPE_STATUS = 141
+
+
+def _stop_writing_to_closed_stdout() -> None:
+    """The output's reader went away: send what is left to /dev/null so that exiting says nothing."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``screentime`` command; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -189,7 +199,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Notes (INFO) only on a terminal, like the progress bars; warnings and errors always.
         chatty = sys.stderr.isatty() and not args.quiet
         logging.basicConfig(format="screentime: %(message)s", level=logging.INFO if chatty else logging.WARNING)
-        return _run(args)
+        status = _run(args)
+        sys.stdout.flush()  # a closed pipe shows up here rather than as noise at exit
+        return status
+    except SystemExit:  # --help, --version and usage errors end in argparse
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _stop_writing_to_closed_stdout()
+        raise
+    except BrokenPipeError:  # outputs are written before anything is printed, so nothing is lost
+        _stop_writing_to_closed_stdout()
+        return CLOSED_PIPE_STATUS
     except ScreentimeError as exc:
         if debug:
             raise

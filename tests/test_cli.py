@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import cv2
 import pandas as pd
@@ -127,3 +130,22 @@ def test_predict_without_shots(tmp_path, trained, test_cartoon):
     shots = pd.read_csv(tmp_path / "shots.csv")
     assert len(shots) == 1 and shots["start_s"][0] == 0 and shots["end_s"][0] == pytest.approx(30.0)
     assert not (tmp_path / "report.html").exists()
+
+
+def run_with_reader_gone(*args) -> tuple[int, str]:
+    """Run ``screentime`` with its output piped to a reader that has already gone away (as in
+    ``screentime ... | head -1`` once head has its line): exit status and stderr."""
+    proc = subprocess.Popen([sys.executable, "-m", "helpers", *map(str, args)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    proc.stdout.close()  # long before the command prints: starting it alone takes a second
+    err = proc.stderr.read().decode()
+    return proc.wait(timeout=600), err
+
+
+def test_a_reader_that_stops_early_is_not_an_error(tmp_path, trained, test_cartoon):
+    status, err = run_with_reader_gone("predict", test_cartoon.video, "--model", trained, "--out", tmp_path,
+                                       "--no-report")
+    assert err == "" and status == 141  # like any command killed by SIGPIPE; no "unexpected error"
+    assert len(pd.read_csv(tmp_path / "predictions.csv")) == 30  # the outputs were written before printing
+    status, err = run_with_reader_gone("--help")
+    assert err == "" and status == 0
