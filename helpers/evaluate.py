@@ -15,6 +15,13 @@ from .labels import format_label, parse_label
 from .progress import log
 from .screentime import sample_durations
 
+#: The accuracy interval: its level, how many resamplings, and the fewest blocks that give one.
+INTERVAL_LEVEL = 0.95
+INTERVAL_ROUNDS = 2000
+MIN_INTERVAL_BLOCKS = 5
+#: Length of the blocks resampled where the shots are not known.
+INTERVAL_BLOCK_S = 10.0
+
 
 def _presence_sets(series: pd.Series, where: str) -> list[frozenset[str] | None]:
     return [parse_label(v, f"{where} row {i + 2}") for i, v in enumerate(series)]
@@ -44,11 +51,42 @@ def warn_unknown_characters(predictions: pd.DataFrame, truth_characters: set[str
                     "misses; check the names match", ", ".join(unknown), ", ".join(sorted(known)))
 
 
-def evaluate_frames(predictions: pd.DataFrame, truth: pd.DataFrame, duration_s: float | None = None) -> dict[str, Any]:
+def accuracy_interval(correct: np.ndarray, blocks: np.ndarray, level: float = INTERVAL_LEVEL,
+                      rounds: int = INTERVAL_ROUNDS, seed: int = 0) -> tuple[float, float] | None:
+    """A percentile interval for the share of ``correct`` samples by a block bootstrap: whole blocks
+    (``blocks[i]`` is sample i's block, e.g. its shot) are drawn with replacement, because mistakes
+    come in runs and neighbouring frames are not independent. None with fewer than
+    ``MIN_INTERVAL_BLOCKS`` blocks."""
+    _, block = np.unique(np.asarray(blocks), return_inverse=True)
+    n_blocks = int(block.max()) + 1 if len(block) else 0
+    if n_blocks < MIN_INTERVAL_BLOCKS:
+        return None
+    samples = np.bincount(block, minlength=n_blocks)
+    right = np.bincount(block, weights=np.asarray(correct, dtype=float), minlength=n_blocks)
+    draws = np.random.default_rng(seed).integers(0, n_blocks, size=(rounds, n_blocks))
+    shares = right[draws].sum(axis=1) / samples[draws].sum(axis=1)
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(shares, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def interval_blocks(times_s: np.ndarray, shot_starts_s: Sequence[float] | None) -> tuple[np.ndarray, str]:
+    """Each sample's block for the accuracy interval: its shot when the shots are known, else its
+    ``INTERVAL_BLOCK_S`` stretch; and what the blocks are, in words."""
+    times_s = np.asarray(times_s, dtype=float)
+    if shot_starts_s is not None and len(shot_starts_s):
+        return np.searchsorted(np.sort(np.asarray(shot_starts_s, dtype=float)), times_s + 1e-6), "shots"
+    return np.floor(times_s / INTERVAL_BLOCK_S).astype(int), f"{INTERVAL_BLOCK_S:g} s stretches"
+
+
+def evaluate_frames(predictions: pd.DataFrame, truth: pd.DataFrame, duration_s: float | None = None,
+                    shot_starts_s: Sequence[float] | None = None) -> dict[str, Any]:
     """Score ``predictions`` (frame, time_s, present) against ``truth`` (frame and/or time_s, label).
 
     Frames whose truth is ``ignore`` or missing are not scored. Screen time is each scored sample's
-    duration (until the next sample) summed where the character is predicted / truly present.
+    duration (until the next sample) summed where the character is predicted / truly present. The
+    accuracy gets a 95% interval by resampling whole shots (``shot_starts_s``, in seconds) or, when
+    they are not given, 10 s stretches (``accuracy_interval``).
     """
     for col in ("time_s", "present"):
         if col not in predictions.columns:
@@ -73,10 +111,16 @@ def evaluate_frames(predictions: pd.DataFrame, truth: pd.DataFrame, duration_s: 
     characters = sorted(set().union(*merged["true_set"], *merged["pred_set"]))
     warn_unknown_characters(predictions, set().union(*merged["true_set"]))
     scored_s = float(merged["weight"].sum())
+    correct = np.array([p == t for p, t in zip(merged["pred_set"], merged["true_set"])])
+    blocks, unit = interval_blocks(merged["time_s"].to_numpy(), shot_starts_s)
+    interval = accuracy_interval(correct, blocks)
     result: dict[str, Any] = {
         "frames_scored": int(len(merged)),
         "seconds_scored": round(scored_s, 3),
-        "accuracy": float(np.mean([p == t for p, t in zip(merged["pred_set"], merged["true_set"])])),
+        "accuracy": float(correct.mean()),
+        "accuracy_interval": {"level": INTERVAL_LEVEL, "blocks": int(len(np.unique(blocks))), "unit": unit,
+                              "low": None if interval is None else round(interval[0], 4),
+                              "high": None if interval is None else round(interval[1], 4)},
         "characters": {},
     }
     raw = None
@@ -145,11 +189,27 @@ def format_confusion(confusion: dict[str, Any], title: str = "confusion") -> lis
     return lines
 
 
+def read_shot_starts(predictions_csv: str | os.PathLike) -> list[float] | None:
+    """The shot starts (seconds) from the ``shots.csv`` that ``predict`` wrote next to
+    ``predictions_csv``; None, with a warning if it is there but unusable, when there are none."""
+    shots_csv = Path(predictions_csv).with_name("shots.csv")
+    if not shots_csv.is_file():
+        return None
+    shots = read_csv(shots_csv, "shots file")
+    starts = pd.to_numeric(shots["start_s"], errors="coerce") if "start_s" in shots.columns else None
+    if starts is None or starts.isna().any() or starts.empty:
+        log.warning("%s has no usable start_s column; the accuracy interval resamples %g s stretches instead "
+                    "of shots", shots_csv, INTERVAL_BLOCK_S)
+        return None
+    return starts.tolist()
+
+
 def evaluate_files(predictions_csv: str | os.PathLike, truth_csv: str | os.PathLike,
                    json_path: str | os.PathLike | None = None) -> dict[str, Any]:
-    """``screentime evaluate``: read both CSVs, score, optionally write the result as JSON."""
+    """``screentime evaluate``: read both CSVs (and the shots next to the predictions), score,
+    optionally write the result as JSON."""
     pred = read_csv(predictions_csv, "predictions file")
-    result = evaluate_frames(pred, read_truth(truth_csv))
+    result = evaluate_frames(pred, read_truth(truth_csv), shot_starts_s=read_shot_starts(predictions_csv))
     if json_path:
         write_json(result, json_path)
     return result
@@ -160,6 +220,7 @@ def format_report(result: dict[str, Any]) -> str:
     lines = [f"frames scored: {result['frames_scored']} ({result['seconds_scored']:.1f} s)",
              f"frame accuracy: {100 * result['accuracy']:.1f}%"
              + (f" (before smoothing {100 * result['accuracy_raw']:.1f}%)" if "accuracy_raw" in result else ""),
+             *format_interval(result.get("accuracy_interval")),
              f"{'character':<14}{'precision':>10}{'recall':>8}{'F1':>7}{'pred s':>9}{'true s':>9}{'err %':>7}"]
     for name, c in result["characters"].items():
         lines.append(f"{name:<14}{c['precision']:>10.3f}{c['recall']:>8.3f}{c['f1']:>7.3f}"
@@ -167,6 +228,16 @@ def format_report(result: dict[str, Any]) -> str:
     if "confusion" in result:
         lines += format_confusion(result["confusion"])
     return "\n".join(lines)
+
+
+def format_interval(interval: dict[str, Any] | None) -> list[str]:
+    """The accuracy interval as a report line (none for results saved before it existed)."""
+    if not interval:
+        return []
+    if interval["low"] is None:
+        return [f"  no interval: {interval['blocks']} {interval['unit']} scored, fewer than {MIN_INTERVAL_BLOCKS}"]
+    return [f"  {100 * interval['level']:.0f}% interval {100 * interval['low']:.1f}-{100 * interval['high']:.1f}% "
+            f"(resampling the {interval['blocks']} {interval['unit']} scored: mistakes come in runs)"]
 
 
 def markdown_table(table: pd.DataFrame) -> str:

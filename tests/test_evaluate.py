@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from helpers.cli import main
-from helpers.evaluate import evaluate_frames, format_report
+from helpers.evaluate import accuracy_interval, evaluate_frames, format_report, interval_blocks
 from helpers.learning_curve import default_sizes, learning_curve, nested_order, offset_starts
 from helpers.pipeline import predict
 
@@ -74,6 +74,33 @@ def test_without_present_raw_there_is_one_matrix():
     assert result["confusion"]["labels"] == LABELS  # jerry+tom is a true set, so it is a row
 
 
+def test_the_accuracy_interval_is_wider_when_mistakes_come_in_runs():
+    """20 shots of 10 frames, 90% right either way: mistakes spread over every shot say more about
+    the accuracy than the same number of mistakes filling two shots (one wrong shot more or less
+    moves it by 5 points)."""
+    blocks = np.repeat(np.arange(20), 10)
+    spread = np.ones(200, bool)
+    spread[::10] = False                       # one wrong frame in every shot
+    runs = np.ones(200, bool)
+    runs[:20] = False                          # two whole shots wrong
+    assert spread.mean() == runs.mean() == 0.9
+    low_s, high_s = accuracy_interval(spread, blocks)
+    low_r, high_r = accuracy_interval(runs, blocks)
+    assert low_s == high_s == pytest.approx(0.9)  # every shot alike: resampling them changes nothing
+    assert low_r < 0.85 and high_r == pytest.approx(1.0)
+    assert low_r < 0.9 < high_r
+    assert accuracy_interval(np.ones(200, bool), blocks) == (1.0, 1.0)
+    assert accuracy_interval(runs, np.repeat(np.arange(4), 50)) is None  # 4 shots: no interval
+
+
+def test_samples_fall_in_their_shot_or_their_ten_second_stretch():
+    times = np.array([0.0, 1.9, 2.0, 2.5, 9.9, 10.0, 25.0])
+    shot_of, unit = interval_blocks(times, [0.0, 2.0, 9.95])
+    assert unit == "shots" and list(shot_of) == [1, 1, 2, 2, 2, 3, 3]
+    stretch_of, unit = interval_blocks(times, None)
+    assert unit == "10 s stretches" and list(stretch_of) == [0, 0, 0, 0, 0, 1, 2]
+
+
 def test_cli_writes_the_confusion_plot_and_json(tmp_path, trained_model, test_cartoon):
     predict(test_cartoon.video, trained_model, tmp_path / "run", fps=2)
     run = screentime("evaluate", "--predictions", tmp_path / "run" / "predictions.csv",
@@ -87,6 +114,12 @@ def test_cli_writes_the_confusion_plot_and_json(tmp_path, trained_model, test_ca
         assert counts.sum() == scores["frames_scored"] == 60
         assert np.trace(counts) / counts.sum() == pytest.approx(accuracy)
     assert set(scores["confusion"]["labels"]) == set(LABELS)  # the cartoon shows all four
+    shots = pd.read_csv(tmp_path / "run" / "shots.csv")
+    interval = scores["accuracy_interval"]  # resampled by the shots predict wrote next to the predictions
+    assert interval["unit"] == "shots" and interval["blocks"] == len(shots) >= 5
+    assert interval["low"] <= scores["accuracy"] <= interval["high"]
+    assert f"95% interval {100 * interval['low']:.1f}-{100 * interval['high']:.1f}% (resampling the " \
+           f"{len(shots)} shots scored" in run.out
     assert_real_png(tmp_path / "plots" / "confusion.png", min_width=900)  # two matrices side by side
     assert "does not know" not in run.err
 
