@@ -76,7 +76,7 @@ def interval_blocks(times_s: np.ndarray, shot_starts_s: Sequence[float] | None) 
     times_s = np.asarray(times_s, dtype=float)
     if shot_starts_s is not None and len(shot_starts_s):
         return np.searchsorted(np.sort(np.asarray(shot_starts_s, dtype=float)), times_s + 1e-6), "shots"
-    return np.floor(times_s / INTERVAL_BLOCK_S).astype(int), f"{INTERVAL_BLOCK_S:g} s stretches"
+    return np.floor(times_s / INTERVAL_BLOCK_S).astype(int), f"stretches of {INTERVAL_BLOCK_S:g} s"
 
 
 def evaluate_frames(predictions: pd.DataFrame, truth: pd.DataFrame, duration_s: float | None = None,
@@ -235,7 +235,8 @@ def format_interval(interval: dict[str, Any] | None) -> list[str]:
     if not interval:
         return []
     if interval["low"] is None:
-        return [f"  no interval: {interval['blocks']} {interval['unit']} scored, fewer than {MIN_INTERVAL_BLOCKS}"]
+        return [f"  no interval: it needs {MIN_INTERVAL_BLOCKS} {interval['unit']} or more, and the scored frames "
+                f"span {interval['blocks']}"]
     return [f"  {100 * interval['level']:.0f}% interval {100 * interval['low']:.1f}-{100 * interval['high']:.1f}% "
             f"(resampling the {interval['blocks']} {interval['unit']} scored: mistakes come in runs)"]
 

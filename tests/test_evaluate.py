@@ -59,9 +59,12 @@ def test_confusion_matrix_counts_a_hand_computed_case():
         counts = np.array(result[key]["counts"])
         assert counts.sum() == 6 and np.trace(counts) / 6 == pytest.approx(accuracy)
     assert result["accuracy"] == pytest.approx(4 / 6) and result["accuracy_raw"] == pytest.approx(5 / 6)
+    assert result["accuracy_interval"] == {"level": 0.95, "blocks": 1, "unit": "stretches of 10 s",
+                                           "low": None, "high": None}  # 3.5 s of frames: too few to resample
     json.dumps(result)  # goes into --json as it is
 
     report = format_report(result).splitlines()
+    assert report[2] == "  no interval: it needs 5 stretches of 10 s or more, and the scored frames span 1"
     header = next(i for i, line in enumerate(report) if line.startswith("truth \\ predicted"))
     assert report[header].split()[3:] == ["none", "jerry", "tom", "jerry+tom"]
     assert report[header + 4].split() == ["jerry+tom", "0", "0", "1", "0"]
@@ -98,7 +101,7 @@ def test_samples_fall_in_their_shot_or_their_ten_second_stretch():
     shot_of, unit = interval_blocks(times, [0.0, 2.0, 9.95])
     assert unit == "shots" and list(shot_of) == [1, 1, 2, 2, 2, 3, 3]
     stretch_of, unit = interval_blocks(times, None)
-    assert unit == "10 s stretches" and list(stretch_of) == [0, 0, 0, 0, 0, 1, 2]
+    assert unit == "stretches of 10 s" and list(stretch_of) == [0, 0, 0, 0, 0, 1, 2]
 
 
 def test_cli_writes_the_confusion_plot_and_json(tmp_path, trained_model, test_cartoon):
