@@ -71,6 +71,10 @@ def parse_fps(value: str | float | None) -> float | None:
     return fps
 
 
+#: Still-image files: OpenCV opens one as a one-frame "video", which has no screen time to measure.
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
+
+
 def check_video_path(path: str | os.PathLike) -> Path:
     """Fail with one clear line if ``path`` cannot be a readable video file."""
     p = Path(path)
@@ -82,6 +86,8 @@ def check_video_path(path: str | os.PathLike) -> Path:
         raise ScreentimeError(f"video {p} is not readable; check its permissions")
     if p.stat().st_size == 0:
         raise ScreentimeError(f"video {p} is an empty file (0 bytes); copy the video again")
+    if p.suffix.lower() in IMAGE_SUFFIXES:
+        raise ScreentimeError(f"{p} is a still image, not a video; give the video file it comes from")
     return p
 
 

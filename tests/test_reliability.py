@@ -47,6 +47,7 @@ CASES = [
     Case("truncated-keeps-decodable", "an MP4 cut in half with its index first: keep what decodes, warn what was lost", ["predict", "{d}/cut_faststart.mp4", "--model", "{model}", "--out", "{out}"], "the file may be truncated", 0),
     Case("no-decodable-frame", "a video whose header lists frames but holds no picture data", ["predict", "{d}/header_only.mp4", "--model", "{model}", "--out", "{out}"], "decodes no frame"),
     Case("audio-only", "an audio-only MP4", ["predict", "{d}/audio.mp4", "--model", "{model}", "--out", "{out}"], "no video track"),
+    Case("image-as-video", "a still image (PNG) instead of a video", ["predict", "{d}/frame.png", "--model", "{model}", "--out", "{out}"], "is a still image, not a video; give the video file it comes from"),
     Case("fps-above-rate", "--fps higher than the video's own rate", ["predict", "{video}", "--model", "{model}", "--out", "{out}", "--fps", "100"], "sampling every frame", 0),
     Case("fps-zero", "--fps 0", ["predict", "{video}", "--model", "{model}", "--out", "{out}", "--fps", "0"], "--fps must be a positive number", 2),
     Case("fps-negative", "--fps negative", ["predict", "{video}", "--model", "{model}", "--out", "{out}", "--fps", "-1"], "--fps must be a positive number", 2),
@@ -89,6 +90,7 @@ def bad(tmp_path_factory, short_cartoon, model):
     truncate(encode(d / "cut_faststart.mp4", frames, times, faststart=True), 0.5)
     strip_media(encode(d / "header_only.mp4", frames, times, faststart=True))
     write_audio_only(d / "audio.mp4")
+    cv2.imwrite(str(d / "frame.png"), frames[0])  # OpenCV would read it as a one-frame video
     (d / "nocols.csv").write_text("frame,what\n1,tom\n")
     (d / "late.csv").write_text("frame,label\n0,none\n25,tom\n99999,jerry\n")
     (d / "twice.csv").write_text("frame,label\n0,none\n3,tom\n3,jerry\n")
