@@ -51,23 +51,29 @@ def warn_unknown_characters(predictions: pd.DataFrame, truth_characters: set[str
                     "misses; check the names match", ", ".join(unknown), ", ".join(sorted(known)))
 
 
-def accuracy_interval(correct: np.ndarray, blocks: np.ndarray, level: float = INTERVAL_LEVEL,
-                      rounds: int = INTERVAL_ROUNDS, seed: int = 0) -> tuple[float, float] | None:
-    """A percentile interval for the share of ``correct`` samples by a block bootstrap: whole blocks
-    (``blocks[i]`` is sample i's block, e.g. its shot) are drawn with replacement, because mistakes
-    come in runs and neighbouring frames are not independent. None with fewer than
-    ``MIN_INTERVAL_BLOCKS`` blocks."""
+def block_bootstrap_interval(numerator: np.ndarray, denominator: np.ndarray, blocks: np.ndarray,
+                             level: float = INTERVAL_LEVEL, rounds: int = INTERVAL_ROUNDS,
+                             seed: int = 0) -> tuple[float, float] | None:
+    """A percentile interval for ``sum(numerator) / sum(denominator)`` over samples, by a block
+    bootstrap: whole blocks (``blocks[i]`` is sample i's block, e.g. its shot) are drawn with
+    replacement, because mistakes come in runs and neighbouring frames are not independent. None
+    with fewer than ``MIN_INTERVAL_BLOCKS`` blocks."""
     _, block = np.unique(np.asarray(blocks), return_inverse=True)
     n_blocks = int(block.max()) + 1 if len(block) else 0
     if n_blocks < MIN_INTERVAL_BLOCKS:
         return None
-    samples = np.bincount(block, minlength=n_blocks)
-    right = np.bincount(block, weights=np.asarray(correct, dtype=float), minlength=n_blocks)
+    top = np.bincount(block, weights=np.asarray(numerator, dtype=float), minlength=n_blocks)
+    bottom = np.bincount(block, weights=np.asarray(denominator, dtype=float), minlength=n_blocks)
     draws = np.random.default_rng(seed).integers(0, n_blocks, size=(rounds, n_blocks))
-    shares = right[draws].sum(axis=1) / samples[draws].sum(axis=1)
+    ratios = top[draws].sum(axis=1) / bottom[draws].sum(axis=1)
     tail = 100 * (1 - level) / 2
-    low, high = np.percentile(shares, [tail, 100 - tail])
+    low, high = np.percentile(ratios, [tail, 100 - tail])
     return float(low), float(high)
+
+
+def accuracy_interval(correct: np.ndarray, blocks: np.ndarray, **options: Any) -> tuple[float, float] | None:
+    """A block-bootstrap interval for the share of ``correct`` samples (``block_bootstrap_interval``)."""
+    return block_bootstrap_interval(np.asarray(correct, dtype=float), np.ones(len(correct)), blocks, **options)
 
 
 def interval_blocks(times_s: np.ndarray, shot_starts_s: Sequence[float] | None) -> tuple[np.ndarray, str]:
@@ -134,12 +140,16 @@ def evaluate_frames(predictions: pd.DataFrame, truth: pd.DataFrame, duration_s: 
         precision = tp / (tp + fp) if tp + fp else 1.0
         recall = tp / (tp + fn) if tp + fn else 1.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        pred_s, true_s = float(merged["weight"][p].sum()), float(merged["weight"][t].sum())
+        weight = merged["weight"].to_numpy()
+        pred_s, true_s = float(weight[p].sum()), float(weight[t].sum())
+        error_interval = block_bootstrap_interval(100 * weight * (p.astype(float) - t), weight, blocks)
         result["characters"][name] = {
             "precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
             "predicted_s": round(pred_s, 3), "true_s": round(true_s, 3),
             "error_s": round(pred_s - true_s, 3),
             "error_pct_of_scored": round(100 * abs(pred_s - true_s) / scored_s, 2) if scored_s else 0.0,
+            # predicted - true seconds as % of the scored length, over the same resampled blocks
+            "error_pct_interval": None if error_interval is None else [round(v, 2) for v in error_interval],
         }
     true_sets, pred_sets = list(merged["true_set"]), list(merged["pred_set"])
     shared = presence_order([*true_sets, *pred_sets, *(raw or [])])  # both matrices get the same rows
@@ -221,13 +231,20 @@ def format_report(result: dict[str, Any]) -> str:
              f"frame accuracy: {100 * result['accuracy']:.1f}%"
              + (f" (before smoothing {100 * result['accuracy_raw']:.1f}%)" if "accuracy_raw" in result else ""),
              *format_interval(result.get("accuracy_interval")),
-             f"{'character':<14}{'precision':>10}{'recall':>8}{'F1':>7}{'pred s':>9}{'true s':>9}{'err %':>7}"]
+             f"{'character':<14}{'precision':>10}{'recall':>8}{'F1':>7}{'pred s':>9}{'true s':>9}{'err %':>7}"
+             + ("  95% interval of (pred - true) %" if _has_error_intervals(result) else "")]
     for name, c in result["characters"].items():
+        interval = c.get("error_pct_interval")
         lines.append(f"{name:<14}{c['precision']:>10.3f}{c['recall']:>8.3f}{c['f1']:>7.3f}"
-                     f"{c['predicted_s']:>9.1f}{c['true_s']:>9.1f}{c['error_pct_of_scored']:>7.2f}")
+                     f"{c['predicted_s']:>9.1f}{c['true_s']:>9.1f}{c['error_pct_of_scored']:>7.2f}"
+                     + (f"  {interval[0]:+.2f} to {interval[1]:+.2f}" if interval else ""))
     if "confusion" in result:
         lines += format_confusion(result["confusion"])
     return "\n".join(lines)
+
+
+def _has_error_intervals(result: dict[str, Any]) -> bool:
+    return any(c.get("error_pct_interval") for c in result["characters"].values())
 
 
 def format_interval(interval: dict[str, Any] | None) -> list[str]:

@@ -65,6 +65,8 @@ def test_confusion_matrix_counts_a_hand_computed_case():
 
     report = format_report(result).splitlines()
     assert report[2] == "  no interval: it needs 5 stretches of 10 s or more, and the scored frames span 1"
+    assert all(c["error_pct_interval"] is None for c in result["characters"].values())
+    assert report[3].endswith("err %")  # no interval column without intervals
     header = next(i for i, line in enumerate(report) if line.startswith("truth \\ predicted"))
     assert report[header].split()[3:] == ["none", "jerry", "tom", "jerry+tom"]
     assert report[header + 4].split() == ["jerry+tom", "0", "0", "1", "0"]
@@ -123,6 +125,11 @@ def test_cli_writes_the_confusion_plot_and_json(tmp_path, trained_model, test_ca
     assert interval["low"] <= scores["accuracy"] <= interval["high"]
     assert f"95% interval {100 * interval['low']:.1f}-{100 * interval['high']:.1f}% (resampling the " \
            f"{len(shots)} shots scored" in run.out
+    for name, c in scores["characters"].items():  # screen time: predicted - true, as % of the scored length
+        low, high = c["error_pct_interval"]
+        signed = 100 * c["error_s"] / scores["seconds_scored"]
+        assert low - 0.01 <= signed <= high + 0.01 and abs(signed) == pytest.approx(c["error_pct_of_scored"], abs=0.01)
+        assert f"{c['error_pct_of_scored']:.2f}  {low:+.2f} to {high:+.2f}" in run.out
     assert_real_png(tmp_path / "plots" / "confusion.png", min_width=900)  # two matrices side by side
     assert "does not know" not in run.err
 
