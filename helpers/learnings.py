@@ -554,6 +554,55 @@ def smoothing_experiment(data: Data, seeds: Sequence[int], epochs: int, strength
     return rows
 
 
+def certainty_experiment(data: Data, test_video: os.PathLike | str, fewer_every: int = 9) -> pd.DataFrame:
+    """(g) How sure is one accuracy number? Frame accuracy on the held-out video of the logistic head
+    trained on all labels and on every ``fewer_every``-th label (a weaker model), each with two 95%
+    intervals (``helpers.evaluate``'s block bootstrap): resampling the frames one by one, as if each
+    were independent evidence, and resampling whole shots (PySceneDetect's cuts), as
+    ``screentime evaluate`` does."""
+    from .heads import LogisticHead
+    from .shots import sample_breaks, shot_starts
+
+    frames = data.test_frames
+    times = frames["time_s"].to_numpy(float)
+    first_samples = [0, *sample_breaks(frames["frame"].to_numpy(), shot_starts(test_video))]
+    rows = []
+    for chosen in (slice(None), slice(None, None, fewer_every)):
+        X, Y = data.X_train[chosen], data.Y_train[chosen]
+        present = LogisticHead().fit(X, Y).predict_proba(data.X_test) >= 0.5
+        table = predictions_table(frames, present, data.characters)
+        for resampled, starts_s in (("frames, one by one (as if independent)", times),
+                                    ("whole shots (screentime evaluate)", times[first_samples])):
+            result = evaluate_frames(table, data.test_truth, data.test_duration_s, shot_starts_s=starts_s)
+            interval = result["accuracy_interval"]
+            low, high = ((np.nan, np.nan) if interval["low"] is None
+                         else (100 * interval["low"], 100 * interval["high"]))
+            rows.append({"model": f"logistic head, {len(Y)} labels", "resampled": resampled,
+                         "blocks": interval["blocks"], "accuracy_pct": round(100 * result["accuracy"], 1),
+                         "low_pct": round(low, 1), "high_pct": round(high, 1), "width_pts": round(high - low, 1)})
+    return pd.DataFrame(rows)
+
+
+def describe_certainty(table: pd.DataFrame) -> list[str]:
+    """One sentence per model of ``certainty_experiment``'s table, from its numbers."""
+    sentences = []
+    for model, rows in table.groupby("model", sort=False):
+        frames, shots = rows.iloc[0], rows.iloc[1]
+        if np.isnan(shots["width_pts"]):
+            sentences.append(f"{model}: the held-out video has only {shots['blocks']} shots, too few for an "
+                             "interval; score a longer video.")
+            continue
+        ratio = shots["width_pts"] / frames["width_pts"] if frames["width_pts"] > 0 else float("inf")
+        sentences.append(
+            f"{model}: {shots['accuracy_pct']:.1f}% frame accuracy; treating the {frames['blocks']} frames as "
+            f"independent gives a 95% interval {frames['width_pts']:.1f} points wide ({frames['low_pct']:.1f}-"
+            f"{frames['high_pct']:.1f}%), resampling the {shots['blocks']} shots {shots['width_pts']:.1f} points "
+            f"({shots['low_pct']:.1f}-{shots['high_pct']:.1f}%)"
+            + (f": {ratio:.1f}x as wide, since its mistakes come in runs." if np.isfinite(ratio) and ratio > 1.2
+               else "."))
+    return sentences
+
+
 def not_available(experiment: str, why: str) -> dict[str, Any]:
     """A table row for an experiment that cannot be run (no invented numbers)."""
     return _row(EXPERIMENTS[experiment], "-", [], why)

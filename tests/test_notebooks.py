@@ -90,7 +90,7 @@ def test_all_five_notebooks_run_on_the_synthetic_demo(demo_run):
         assert all(c.get("execution_count") for c in nb.cells if c.cell_type == "code" and c.source.strip()), name
     for path in ("video.json", "frames/frames.csv", "frames/frame0.jpg", "labels.csv", "label_review.csv",
                  "model/model.json", "predict/predictions.csv", "predict/screentime.csv", "predict/segments.csv",
-                 "predict/scores.json", "learnings/results.csv"):
+                 "predict/scores.json", "learnings/results.csv", "learnings/certainty.csv"):
         assert (out / path).is_file(), path
     figures = {p.name for p in (out / "figures").glob("*.png")}
     assert {"01_frame_grid.png", "02_class_balance.png", "02_grid_tom.png", "03_learning_curves.png",
@@ -193,6 +193,22 @@ def test_review_finds_labels_flipped_on_purpose(train_cartoon, train_labels):
     flagged = learnings.review_labels(data.X, table, data.characters)
     assert set(planted) <= set(flagged["frame"])
     assert len(flagged) <= 2 * len(planted)  # correct labels are rarely flagged
+
+
+def test_resampling_shots_says_how_little_runs_of_mistakes_tell(train_cartoon, train_labels, test_cartoon):
+    from helpers.backbones import load_backbone
+
+    data = learnings.load_data(train_cartoon.video, train_labels, test_cartoon.video, test_cartoon.truth_csv,
+                               load_backbone("colour"), 5.0)
+    table = learnings.certainty_experiment(data, test_cartoon.video, fewer_every=12)
+    assert list(table["model"].unique()) == ["logistic head, 60 labels", "logistic head, 5 labels"]
+    frames, shots = table[table["resampled"].str.startswith("frames")], table[table["resampled"].str.startswith("whole")]
+    assert (frames["blocks"] == 150).all() and shots["blocks"].between(5, 30).all()
+    assert (table["low_pct"] <= table["accuracy_pct"]).all() and (table["accuracy_pct"] <= table["high_pct"]).all()
+    weak = table[table["model"] == "logistic head, 5 labels"].set_index("resampled")["width_pts"]
+    assert weak.iloc[1] > 1.5 * weak.iloc[0]  # its mistakes come in runs: shots tell less than frames
+    sentences = learnings.describe_certainty(table)
+    assert len(sentences) == 2 and "x as wide, since its mistakes come in runs" in sentences[1]
 
 
 def test_validation_is_the_later_stretch():
