@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -201,9 +202,10 @@ def format_confusion(confusion: dict[str, Any], title: str = "confusion") -> lis
 
 def read_shot_starts(predictions_csv: str | os.PathLike) -> list[float] | None:
     """The shot starts (seconds) from the ``shots.csv`` that ``predict`` wrote next to
-    ``predictions_csv``; None, with a warning if it is there but unusable, when there are none."""
+    ``predictions_csv``; None when there is none, when ``predict`` ran with ``--no-shots`` (its
+    ``video.json`` says so), or, with a warning, when it is unusable."""
     shots_csv = Path(predictions_csv).with_name("shots.csv")
-    if not shots_csv.is_file():
+    if not shots_csv.is_file() or not _shots_were_detected(Path(predictions_csv).with_name("video.json")):
         return None
     shots = read_csv(shots_csv, "shots file")
     starts = pd.to_numeric(shots["start_s"], errors="coerce") if "start_s" in shots.columns else None
@@ -212,6 +214,14 @@ def read_shot_starts(predictions_csv: str | os.PathLike) -> list[float] | None:
                     "of shots", shots_csv, INTERVAL_BLOCK_S)
         return None
     return starts.tolist()
+
+
+def _shots_were_detected(video_json: Path) -> bool:
+    """False only when ``predict``'s ``video.json`` records that it ran without shot detection."""
+    try:
+        return json.loads(video_json.read_text()).get("shots_detected", True) is not False
+    except (OSError, ValueError, AttributeError):
+        return True
 
 
 def evaluate_files(predictions_csv: str | os.PathLike, truth_csv: str | os.PathLike,

@@ -223,6 +223,7 @@ class Prediction:
     frames_decoded: int
     characters: list[str]
     computed: int = 0  # frames that went through the backbone (the rest came from the feature cache)
+    shots_detected: bool = True  # False with --no-shots: ``shots`` is then the whole video as one shot
 
 
 def predict_video(video: str | os.PathLike, model: ScreentimeModel, fps: float | None = 1.0,
@@ -255,7 +256,7 @@ def predict_video(video: str | os.PathLike, model: ScreentimeModel, fps: float |
     summary, segs = screen_time_tables(feats.frames["time_s"], present, model.characters, duration)
     shot_table = shots_table(starts, feats.frame_times, duration)
     return Prediction(table, summary, segs, shot_table, duration, feats.stats.frames_decoded, model.characters,
-                      feats.computed)
+                      feats.computed, shots)
 
 
 def predict(video: str | os.PathLike, model_dir: str | os.PathLike, out_dir: str | os.PathLike,
@@ -288,4 +289,5 @@ def video_summary(video: str | os.PathLike, result: Prediction, fps: float | Non
     """Facts about a prediction run, written next to the CSVs."""
     return {"video": str(video), "duration_s": round(result.duration_s, 4), "frames_decoded": result.frames_decoded,
             "sampling_fps": fps_label(fps), "samples": int(len(result.predictions)),
-            "characters": result.characters, "screentime_version": __version__}
+            "characters": result.characters, "shots_detected": result.shots_detected,
+            "screentime_version": __version__}

@@ -130,6 +130,12 @@ def test_predict_without_shots(tmp_path, trained, test_cartoon):
     shots = pd.read_csv(tmp_path / "shots.csv")
     assert len(shots) == 1 and shots["start_s"][0] == 0 and shots["end_s"][0] == pytest.approx(30.0)
     assert not (tmp_path / "report.html").exists()
+    assert json.loads((tmp_path / "video.json").read_text())["shots_detected"] is False
+    # evaluate resamples 10 s stretches, not that one "shot" (which is only the whole video)
+    run = screentime("evaluate", "--predictions", tmp_path / "predictions.csv", "--truth", test_cartoon.truth_csv,
+                     "--json", tmp_path / "scores.json")
+    assert run.status == 0, run.err
+    assert json.loads((tmp_path / "scores.json").read_text())["accuracy_interval"]["unit"] == "stretches of 10 s"
 
 
 def run_with_reader_gone(*args) -> tuple[int, str]:
