@@ -15,9 +15,10 @@ fusion, and the one of those three that time-blocked validation on the training 
 (``--backbone "a|b|c"``). Each cell: frame accuracy (exact set of characters) / worst per-character
 screen-time error as % of the scored length. Smoothing: off = each frame alone (``present_raw``);
 validated = the strength chosen by time-blocked validation on the training labels (``present``);
-1 s = that strength forced on the same model. Both restart at shot cuts. The last column is a 95%
-interval for the picked model's validated accuracy, resampling the test video's shots (mistakes come
-in runs, so frames are not independent evidence).
+1 s = that strength forced on the same model. Both restart at shot cuts. The last column gives 95%
+intervals for the picked model's validated accuracy and for its worst character's screen-time error
+(predicted - true, % of the scored length), resampling the test video's shots (mistakes come in
+runs, so frames are not independent evidence).
 """
 
 from __future__ import annotations
@@ -70,21 +71,24 @@ def megamind(shared: Path) -> dict | None:
 
 
 def score(pred: pd.DataFrame, truth: pd.DataFrame, first: int, column: str,
-          shots: pd.DataFrame | None = None) -> tuple[float, float, dict]:
+          shots: pd.DataFrame | None = None) -> tuple[float, float, str]:
     """Frame accuracy, the worst character's |screen-time error| as % of the scored seconds, and the
-    accuracy's interval (resampling ``shots``)."""
+    95% intervals of both (resampling ``shots``) as a table cell."""
     p = pred[pred["frame"] >= first].assign(present=pred[column])
     result = evaluate_frames(p.drop(columns=["present_raw"]), truth[truth["frame"] >= first],
                              shot_starts_s=None if shots is None else shots["start_s"].tolist())
-    worst = max(c["error_pct_of_scored"] for c in result["characters"].values())
-    return result["accuracy"], worst, result["accuracy_interval"]
+    name, worst = max(result["characters"].items(), key=lambda item: item[1]["error_pct_of_scored"])
+    return result["accuracy"], worst["error_pct_of_scored"], interval_cell(result, name)
 
 
-def interval_cell(interval: dict) -> str:
-    """An accuracy interval as a table cell."""
+def interval_cell(result: dict, worst: str) -> str:
+    """The accuracy's interval and the worst character's screen-time error interval, as a table cell."""
+    interval = result["accuracy_interval"]
     if interval["low"] is None:
         return f"none ({interval['blocks']} {interval['unit']})"
-    return f"{100 * interval['low']:.1f}-{100 * interval['high']:.1f}% ({interval['blocks']} {interval['unit']})"
+    low, high = result["characters"][worst]["error_pct_interval"]
+    return (f"{100 * interval['low']:.1f}-{100 * interval['high']:.1f}%; {worst} {low:+.2f} to {high:+.2f}% "
+            f"({interval['blocks']} {interval['unit']})")
 
 
 def main() -> None:
@@ -121,17 +125,17 @@ def main() -> None:
             for smoothing, table, column in (("off", result.predictions, "present_raw"),
                                              ("validated", result.predictions, "present"),
                                              (f"{FIXED_STRENGTH_S:g} s", forced.predictions, "present")):
-                acc, worst, interval = score(table, data["truth"], data["first_scored"], column, result.shots)
+                acc, worst, intervals = score(table, data["truth"], data["first_scored"], column, result.shots)
                 row[f"{label} / smoothing {smoothing}"] = f"{100 * acc:.1f}% / {worst:.2f}%"
                 if smoothing == "validated":
-                    row[f"{label} / smoothing validated: 95% interval"] = interval_cell(interval)
+                    row[f"{label} / smoothing validated: 95% intervals"] = intervals
             choice = model.training.get("backbone_choice")
             picked = f", picked {next(k for k, v in backbones.items() if v == choice['picked'])}" if choice else ""
             print(f"{data['name']}: {label} done in {time.time() - start:.0f} s "
                   f"(smoothing validated: {result_strength:g} s{picked})", file=sys.stderr)
         rows.append(row)
     table = pd.DataFrame(rows)
-    intervals = [c for c in table.columns if c.endswith("95% interval")]
+    intervals = [c for c in table.columns if c.endswith("95% intervals")]
     table = table[[c for c in table.columns if c not in intervals] + intervals[-1:]]  # the last backbone's
     write_csv(table, out / "accuracy.csv")
     print(markdown_table(table))
