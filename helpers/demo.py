@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
-from .evaluate import evaluate_frames
+from .evaluate import evaluate_frames, format_interval
 from .fileio import write_csv
 from .labels import parse_label
 from .pipeline import predict, train
@@ -26,6 +27,7 @@ class DemoResult:
     table: pd.DataFrame  # character, predicted_s, true_s, error_pct_of_video
     accuracy: float
     out_dir: Path
+    accuracy_interval: dict[str, Any] | None = None  # helpers.evaluate's, resampling the test video's shots
 
 
 def true_screen_time(truth: pd.DataFrame, fps: float) -> dict[str, float]:
@@ -49,13 +51,13 @@ def run_demo(out_dir: str | os.PathLike = "data/demo", seed: int = 0) -> DemoRes
 
     train(out / "train.mp4", out / "train_labels.csv", out / "model", backbone="colour", seed=seed)
     result = predict(out / "test.mp4", out / "model", out / "predict", fps=PREDICT_FPS)
-    scores = evaluate_frames(result.predictions, test_truth, result.duration_s)
+    scores = evaluate_frames(result.predictions, test_truth, result.duration_s, result.shots["start_s"])
 
     truth_s = true_screen_time(test_truth, VIDEO_FPS)
     table = result.screentime[["character", "seconds"]].rename(columns={"seconds": "predicted_s"})
     table["true_s"] = [round(truth_s.get(c, 0.0), 3) for c in table["character"]]
     table["error_pct_of_video"] = (100 * (table["predicted_s"] - table["true_s"]).abs() / result.duration_s).round(2)
-    return DemoResult(table, scores["accuracy"], out)
+    return DemoResult(table, scores["accuracy"], out, scores["accuracy_interval"])
 
 
 def format_demo(result: DemoResult) -> str:
@@ -65,5 +67,6 @@ def format_demo(result: DemoResult) -> str:
         f"predicted at {PREDICT_FPS:g} frames per second:",
         result.table.to_string(index=False),
         f"frame accuracy: {100 * result.accuracy:.1f}%",
+        *format_interval(result.accuracy_interval),
         f"outputs in {result.out_dir}/ (model/, predict/predictions.csv, predict/screentime.csv, predict/segments.csv)",
     ])

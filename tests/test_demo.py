@@ -12,4 +12,8 @@ def test_demo_is_accurate_on_an_unseen_video(tmp_path):
     assert set(result.table["character"]) == {"jerry", "tom"}
     text = format_demo(result)
     assert "frame accuracy" in text and "true_s" in text
+    interval = result.accuracy_interval  # how sure: the test video's shots resampled
+    assert interval["unit"] == "shots" and interval["blocks"] >= 5
+    assert interval["low"] <= result.accuracy <= interval["high"]
+    assert f"95% interval {100 * interval['low']:.1f}-{100 * interval['high']:.1f}%" in text
     assert (tmp_path / "predict" / "screentime.csv").is_file()
