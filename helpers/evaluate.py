@@ -66,9 +66,10 @@ def block_bootstrap_interval(numerator: np.ndarray, denominator: np.ndarray, blo
     top = np.bincount(block, weights=np.asarray(numerator, dtype=float), minlength=n_blocks)
     bottom = np.bincount(block, weights=np.asarray(denominator, dtype=float), minlength=n_blocks)
     draws = np.random.default_rng(seed).integers(0, n_blocks, size=(rounds, n_blocks))
-    ratios = top[draws].sum(axis=1) / bottom[draws].sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):  # a draw of only zero-length samples has no ratio
+        ratios = top[draws].sum(axis=1) / bottom[draws].sum(axis=1)
     tail = 100 * (1 - level) / 2
-    low, high = np.percentile(ratios, [tail, 100 - tail])
+    low, high = np.nanpercentile(ratios, [tail, 100 - tail])
     return float(low), float(high)
 
 
@@ -134,6 +135,7 @@ def evaluate_frames(predictions: pd.DataFrame, truth: pd.DataFrame, duration_s: 
     if "present_raw" in merged.columns:  # the same frames before temporal smoothing
         raw = _presence_sets(merged["present_raw"], "predictions")
         result["accuracy_raw"] = float(np.mean([p == t for p, t in zip(raw, merged["true_set"])]))
+    weight = merged["weight"].to_numpy()
     for name in characters:
         p = np.array([name in s for s in merged["pred_set"]])
         t = np.array([name in s for s in merged["true_set"]])
@@ -141,7 +143,6 @@ def evaluate_frames(predictions: pd.DataFrame, truth: pd.DataFrame, duration_s: 
         precision = tp / (tp + fp) if tp + fp else 1.0
         recall = tp / (tp + fn) if tp + fn else 1.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        weight = merged["weight"].to_numpy()
         pred_s, true_s = float(weight[p].sum()), float(weight[t].sum())
         error_interval = block_bootstrap_interval(100 * weight * (p.astype(float) - t), weight, blocks)
         result["characters"][name] = {
@@ -207,11 +208,14 @@ def read_shot_starts(predictions_csv: str | os.PathLike) -> list[float] | None:
     shots_csv = Path(predictions_csv).with_name("shots.csv")
     if not shots_csv.is_file() or not _shots_were_detected(Path(predictions_csv).with_name("video.json")):
         return None
-    shots = read_csv(shots_csv, "shots file")
+    try:
+        shots = read_csv(shots_csv, "shots file")
+    except ScreentimeError:  # unreadable or empty: the scores do not need it
+        shots = pd.DataFrame()
     starts = pd.to_numeric(shots["start_s"], errors="coerce") if "start_s" in shots.columns else None
     if starts is None or starts.isna().any() or starts.empty:
-        log.warning("%s has no usable start_s column; the accuracy interval resamples %g s stretches instead "
-                    "of shots", shots_csv, INTERVAL_BLOCK_S)
+        log.warning("%s has no usable start_s column; the intervals resample %g s stretches instead of shots",
+                    shots_csv, INTERVAL_BLOCK_S)
         return None
     return starts.tolist()
 

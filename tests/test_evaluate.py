@@ -133,6 +133,16 @@ def test_cli_writes_the_confusion_plot_and_json(tmp_path, trained_model, test_ca
     assert_real_png(tmp_path / "plots" / "confusion.png", min_width=900)  # two matrices side by side
     assert "does not know" not in run.err
 
+    # A damaged shots.csv beside the predictions: still scored, by 10 s stretches, with a warning.
+    (tmp_path / "damaged").mkdir()
+    (tmp_path / "damaged" / "predictions.csv").write_bytes((tmp_path / "run" / "predictions.csv").read_bytes())
+    (tmp_path / "damaged" / "shots.csv").write_text("")
+    run = screentime("evaluate", "--predictions", tmp_path / "damaged" / "predictions.csv",
+                     "--truth", test_cartoon.truth_csv)
+    assert run.status == 0, run.err
+    assert "shots.csv has no usable start_s column; the intervals resample 10 s stretches instead of shots" in run.err
+    assert "no interval: it needs 5 stretches of 10 s or more, and the scored frames span 3" in run.out  # 30 s
+
     # A truth that spells a character differently from the model: scored, with a warning that says why.
     misspelt = tmp_path / "truth_misspelt.csv"
     test_cartoon.truth.assign(label=test_cartoon.truth["label"].str.replace("jerry", "jerry_mouse")).to_csv(
