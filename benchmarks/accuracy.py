@@ -71,12 +71,12 @@ def megamind(shared: Path) -> dict | None:
 
 
 def score(pred: pd.DataFrame, truth: pd.DataFrame, first: int, column: str,
-          shots: pd.DataFrame | None = None) -> tuple[float, float, str]:
+          shot_starts_s: list[float] | None = None) -> tuple[float, float, str]:
     """Frame accuracy, the worst character's |screen-time error| as % of the scored seconds, and the
-    95% intervals of both (resampling ``shots``) as a table cell."""
+    95% intervals of both (resampling the shots starting at ``shot_starts_s``) as a table cell."""
     p = pred[pred["frame"] >= first].assign(present=pred[column])
     result = evaluate_frames(p.drop(columns=["present_raw"]), truth[truth["frame"] >= first],
-                             shot_starts_s=None if shots is None else shots["start_s"].tolist())
+                             shot_starts_s=shot_starts_s)
     name, worst = max(result["characters"].items(), key=lambda item: item[1]["error_pct_of_scored"])
     return result["accuracy"], worst["error_pct_of_scored"], interval_cell(result, name)
 
@@ -125,7 +125,8 @@ def main() -> None:
             for smoothing, table, column in (("off", result.predictions, "present_raw"),
                                              ("validated", result.predictions, "present"),
                                              (f"{FIXED_STRENGTH_S:g} s", forced.predictions, "present")):
-                acc, worst, intervals = score(table, data["truth"], data["first_scored"], column, result.shots)
+                acc, worst, intervals = score(table, data["truth"], data["first_scored"], column,
+                                              result.shot_starts_s())
                 row[f"{label} / smoothing {smoothing}"] = f"{100 * acc:.1f}% / {worst:.2f}%"
                 if smoothing == "validated":
                     row[f"{label} / smoothing validated: 95% intervals"] = intervals

@@ -51,7 +51,7 @@ def run_demo(out_dir: str | os.PathLike = "data/demo", seed: int = 0) -> DemoRes
 
     train(out / "train.mp4", out / "train_labels.csv", out / "model", backbone="colour", seed=seed)
     result = predict(out / "test.mp4", out / "model", out / "predict", fps=PREDICT_FPS)
-    scores = evaluate_frames(result.predictions, test_truth, result.duration_s, result.shots["start_s"])
+    scores = evaluate_frames(result.predictions, test_truth, result.duration_s, result.shot_starts_s())
 
     truth_s = true_screen_time(test_truth, VIDEO_FPS)
     table = result.screentime[["character", "seconds"]].rename(columns={"seconds": "predicted_s"})

@@ -225,6 +225,11 @@ class Prediction:
     computed: int = 0  # frames that went through the backbone (the rest came from the feature cache)
     shots_detected: bool = True  # False with --no-shots: ``shots`` is then the whole video as one shot
 
+    def shot_starts_s(self) -> list[float] | None:
+        """Where each shot starts (seconds), for resampling by shot in ``evaluate_frames``; None when
+        shots were not detected."""
+        return self.shots["start_s"].tolist() if self.shots_detected else None
+
 
 def predict_video(video: str | os.PathLike, model: ScreentimeModel, fps: float | None = 1.0,
                   shots: bool = True) -> Prediction:

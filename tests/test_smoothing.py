@@ -107,6 +107,9 @@ def test_predict_writes_shots_and_smooths_within_them(tmp_path, train_cartoon, t
     assert list(shots.columns) == ["start_s", "end_s"] and len(shots) >= 5
     assert shots["start_s"].iloc[0] == 0 and shots["end_s"].iloc[-1] == result.duration_s
     assert {"present_raw", "present"} <= set(result.predictions.columns)
+    assert result.shot_starts_s() == shots["start_s"].tolist()  # what evaluate resamples by
+    unshot = predict(test_cartoon.video, tmp_path / "m", tmp_path / "out2", fps=5, shots=False)
+    assert len(unshot.shots) == 1 and unshot.shot_starts_s() is None  # one "shot" is not a shot: 10 s stretches
 
 
 def test_shots_found_during_the_feature_pass_equal_a_separate_pass(tmp_path, monkeypatch, test_cartoon):
