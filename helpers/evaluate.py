@@ -52,30 +52,36 @@ def warn_unknown_characters(predictions: pd.DataFrame, truth_characters: set[str
                     "misses; check the names match", ", ".join(unknown), ", ".join(sorted(known)))
 
 
-def block_bootstrap_interval(numerator: np.ndarray, denominator: np.ndarray, blocks: np.ndarray,
-                             level: float = INTERVAL_LEVEL, rounds: int = INTERVAL_ROUNDS,
-                             seed: int = 0) -> tuple[float, float] | None:
-    """A percentile interval for ``sum(numerator) / sum(denominator)`` over samples, by a block
-    bootstrap: whole blocks (``blocks[i]`` is sample i's block, e.g. its shot) are drawn with
-    replacement, because mistakes come in runs and neighbouring frames are not independent. None
-    with fewer than ``MIN_INTERVAL_BLOCKS`` blocks."""
-    _, block = np.unique(np.asarray(blocks), return_inverse=True)
-    n_blocks = int(block.max()) + 1 if len(block) else 0
-    if n_blocks < MIN_INTERVAL_BLOCKS:
-        return None
-    top = np.bincount(block, weights=np.asarray(numerator, dtype=float), minlength=n_blocks)
-    bottom = np.bincount(block, weights=np.asarray(denominator, dtype=float), minlength=n_blocks)
-    draws = np.random.default_rng(seed).integers(0, n_blocks, size=(rounds, n_blocks))
-    with np.errstate(invalid="ignore", divide="ignore"):  # a draw of only zero-length samples has no ratio
-        ratios = top[draws].sum(axis=1) / bottom[draws].sum(axis=1)
-    tail = 100 * (1 - level) / 2
-    low, high = np.nanpercentile(ratios, [tail, 100 - tail])
-    return float(low), float(high)
+class BlockBootstrap:
+    """Resampling by whole blocks (``blocks[i]`` is sample i's block, e.g. its shot), drawn with
+    replacement, because mistakes come in runs and neighbouring frames are not independent. One set
+    of draws serves every statistic of an evaluation; with fewer than ``MIN_INTERVAL_BLOCKS`` blocks
+    there are none, and no interval."""
+
+    def __init__(self, blocks: np.ndarray, rounds: int = INTERVAL_ROUNDS, seed: int = 0):
+        _, self.block = np.unique(np.asarray(blocks), return_inverse=True)
+        self.n_blocks = int(self.block.max()) + 1 if len(self.block) else 0
+        self.draws = (np.random.default_rng(seed).integers(0, self.n_blocks, size=(rounds, self.n_blocks))
+                      if self.n_blocks >= MIN_INTERVAL_BLOCKS else None)
+
+    def interval(self, numerator: np.ndarray, denominator: np.ndarray,
+                 level: float = INTERVAL_LEVEL) -> tuple[float, float] | None:
+        """A percentile interval for ``sum(numerator) / sum(denominator)`` over the samples."""
+        if self.draws is None:
+            return None
+        top = np.bincount(self.block, weights=np.asarray(numerator, dtype=float), minlength=self.n_blocks)
+        bottom = np.bincount(self.block, weights=np.asarray(denominator, dtype=float), minlength=self.n_blocks)
+        with np.errstate(invalid="ignore", divide="ignore"):  # a draw of only zero-length samples has no ratio
+            ratios = top[self.draws].sum(axis=1) / bottom[self.draws].sum(axis=1)
+        tail = 100 * (1 - level) / 2
+        low, high = np.nanpercentile(ratios, [tail, 100 - tail])
+        return float(low), float(high)
 
 
-def accuracy_interval(correct: np.ndarray, blocks: np.ndarray, **options: Any) -> tuple[float, float] | None:
-    """A block-bootstrap interval for the share of ``correct`` samples (``block_bootstrap_interval``)."""
-    return block_bootstrap_interval(np.asarray(correct, dtype=float), np.ones(len(correct)), blocks, **options)
+def accuracy_interval(correct: np.ndarray, blocks: np.ndarray | BlockBootstrap) -> tuple[float, float] | None:
+    """A block-bootstrap interval for the share of ``correct`` samples (``BlockBootstrap``)."""
+    resample = blocks if isinstance(blocks, BlockBootstrap) else BlockBootstrap(blocks)
+    return resample.interval(np.asarray(correct, dtype=float), np.ones(len(correct)))
 
 
 def interval_blocks(times_s: np.ndarray, shot_starts_s: Sequence[float] | None) -> tuple[np.ndarray, str]:
@@ -121,12 +127,13 @@ def evaluate_frames(predictions: pd.DataFrame, truth: pd.DataFrame, duration_s: 
     scored_s = float(merged["weight"].sum())
     correct = np.array([p == t for p, t in zip(merged["pred_set"], merged["true_set"])])
     blocks, unit = interval_blocks(merged["time_s"].to_numpy(), shot_starts_s)
-    interval = accuracy_interval(correct, blocks)
+    resample = BlockBootstrap(blocks)
+    interval = accuracy_interval(correct, resample)
     result: dict[str, Any] = {
         "frames_scored": int(len(merged)),
         "seconds_scored": round(scored_s, 3),
         "accuracy": float(correct.mean()),
-        "accuracy_interval": {"level": INTERVAL_LEVEL, "blocks": int(len(np.unique(blocks))), "unit": unit,
+        "accuracy_interval": {"level": INTERVAL_LEVEL, "blocks": resample.n_blocks, "unit": unit,
                               "low": None if interval is None else round(interval[0], 4),
                               "high": None if interval is None else round(interval[1], 4)},
         "characters": {},
@@ -144,7 +151,7 @@ def evaluate_frames(predictions: pd.DataFrame, truth: pd.DataFrame, duration_s: 
         recall = tp / (tp + fn) if tp + fn else 1.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         pred_s, true_s = float(weight[p].sum()), float(weight[t].sum())
-        error_interval = block_bootstrap_interval(100 * weight * (p.astype(float) - t), weight, blocks)
+        error_interval = resample.interval(100 * weight * (p.astype(float) - t), weight)
         result["characters"][name] = {
             "precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
             "predicted_s": round(pred_s, 3), "true_s": round(true_s, 3),
