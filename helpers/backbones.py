@@ -5,6 +5,10 @@
 - ``vgg16``, ``mobilenet_v2``, ``efficientnet_b0``: ``keras.applications`` with ImageNet weights
   (downloaded and cached by Keras on first use), global-average pooled.
 - a path to a ``.keras`` model taking RGB 0–255 pixels at its own input size.
+- a Keras backbone with ``@max`` (or ``@avg``) after its name (``model.keras@max``): the network
+  run fully convolutionally on the whole frame kept at its aspect ratio, 640 px wide (``@max960``:
+  960), its last feature map reduced to each channel's maximum (or mean) over the frame. A small
+  character is a small part of the frame: averaging dilutes it, the maximum keeps it.
 - several of these joined with commas (``colour,model.keras``): fused features.
 
 Each backbone applies its own preprocessing, so callers always pass OpenCV's BGR uint8 frames.
@@ -35,7 +39,16 @@ APPLICATIONS: dict[str, dict[str, Any]] = {
                         "preprocessing": "keras.applications.efficientnet.preprocess_input: RGB 0-255 (rescaling inside the model)"},
 }
 CLASSICAL = ("colour", "colour+hog")
-BACKBONE_CHOICES = (*CLASSICAL, *APPLICATIONS, "PATH.keras", "A,B (fusion)")
+BACKBONE_CHOICES = (*CLASSICAL, *APPLICATIONS, "PATH.keras", "NAME@max (whole frame, max-pooled)", "A,B (fusion)")
+
+#: ``NAME@max``, ``NAME@avg``, optionally with a width: ``NAME@max960``.
+SPATIAL_SUFFIX = re.compile(r"^(?P<base>.+)@(?P<pooling>max|avg)(?P<width>\d+)?$")
+#: Width (px) a ``@max`` backbone sees frames at, aspect ratio kept. On the hard synthetic cartoons
+#: (320x180) 640 px beat 320 and 480 and matched 960 at less than half its cost (docs/accuracy.md).
+SPATIAL_WIDTH = 640
+#: A ``@max`` backbone runs at most this many pixels per call (32 images of 227x227), so that a
+#: wide frame's activations take no more memory than a batch of small square ones.
+MAX_PIXELS_PER_CALL = 32 * 227 * 227
 
 
 class Backbone(Protocol):
@@ -153,20 +166,58 @@ class ColourBackbone:
         return self.embed([self.prepare(im) for im in images])
 
 
+def spatial_suffix(spec: dict[str, Any]) -> str:
+    """``@max640`` (say) for a backbone that pools over the whole frame, else ``""``."""
+    return f"@{spec['pooling']}{spec['frame_width']}" if spec.get("frame_width") else ""
+
+
+def fully_convolutional(model: Any) -> Any:
+    """The same network (same weights) taking RGB images of any size and returning its last
+    feature map, i.e. without a global pooling layer at its end."""
+    keras = keras_module()
+    config = model.get_config()
+    for layer in config.get("layers", []):
+        if layer.get("class_name") == "InputLayer":
+            layer["config"]["batch_shape"] = [None, None, None, 3]
+    try:
+        flexible = model.__class__.from_config(config)
+        flexible.set_weights(model.get_weights())
+    except Exception as exc:
+        raise ScreentimeError(f"the backbone {model.name} cannot be rebuilt for frames of any size "
+                              f"({exc.__class__.__name__}); use it without @max") from exc
+    output = flexible.outputs[0]
+    last = flexible.layers[-1]
+    if len(output.shape) == 2 and isinstance(last, (keras.layers.GlobalAveragePooling2D, keras.layers.GlobalMaxPooling2D)):
+        output = last.input
+    if len(output.shape) != 4:
+        raise ScreentimeError(f"the backbone {model.name} gives {tuple(output.shape)}; @max needs a network whose "
+                              "output is a feature map or ends in global pooling")
+    return keras.Model(flexible.inputs, output)
+
+
 class KerasBackbone:
-    """A Keras image model used as a feature extractor; spatial outputs are global-average pooled."""
+    """A Keras image model used as a feature extractor.
+
+    By default a frame is resized to the model's square input and spatial outputs are averaged.
+    With ``frame_width`` (``NAME@max``) the frame keeps its aspect ratio at that width, the network
+    runs fully convolutionally, and its last feature map is reduced by ``pooling`` (max or avg).
+    """
 
     def __init__(self, model: Any, preprocess: Callable[[np.ndarray], np.ndarray], spec: dict[str, Any],
-                 cache_key: str | None = None):
+                 cache_key: str | None = None, *, pooling: str = "avg", frame_width: int | None = None):
         self.model = model  # float32, as loaded and as saved
         self.preprocess = preprocess
         self.size = int(spec["input_size"])
-        self.spec = spec
-        self.precision = choose_precision(model)
-        self._runner = in_bfloat16(model) if self.precision == "bfloat16" else None
+        self.pooling, self.frame_width = pooling, frame_width
+        self.spec = {**spec, "pooling": pooling, "frame_width": frame_width} if frame_width else spec
+        network = fully_convolutional(model) if frame_width else model
+        self.precision = choose_precision(network)
+        self._runner = in_bfloat16(network) if self.precision == "bfloat16" else None
         if self._runner is None:
-            self.precision, self._runner = "float32", model
-        self.base_cache_key = cache_key  # None: never cached (random weights)
+            self.precision, self._runner = "float32", network
+        self._channels = int(network.output_shape[-1])
+        # None: never cached (random weights)
+        self.base_cache_key = None if cache_key is None else cache_key + spatial_suffix(self.spec)
 
     @property
     def cache_key(self) -> str | None:
@@ -176,20 +227,32 @@ class KerasBackbone:
         return f"{self.base_cache_key}-{self.precision}"
 
     def prepare(self, image: np.ndarray) -> np.ndarray:
-        small = cv2.resize(image, (self.size, self.size), interpolation=cv2.INTER_AREA)
+        if self.frame_width:
+            h, w = image.shape[:2]
+            size = (self.frame_width, max(32, round(h * self.frame_width / w)))
+            shrink = size[0] < w
+        else:
+            size, shrink = (self.size, self.size), True
+        small = cv2.resize(image, size, interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
         return cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
 
     def embed(self, prepared: Sequence[np.ndarray]) -> np.ndarray:
         batch = np.stack(prepared).astype(np.float32)
+        step = max(1, MAX_PIXELS_PER_CALL // (batch.shape[1] * batch.shape[2])) if self.frame_width else len(batch)
+        out = np.concatenate([self._pooled(batch[i:i + step]) for i in range(0, len(batch), step)])
+        return out.astype(np.float32)
+
+    def _pooled(self, batch: np.ndarray) -> np.ndarray:
         out = np.asarray(self._runner.predict_on_batch(self.preprocess(batch)), dtype=np.float32)
         if out.ndim > 2:
-            out = out.mean(axis=tuple(range(1, out.ndim - 1)))
-        return out.astype(np.float32)
+            axes = tuple(range(1, out.ndim - 1))
+            out = out.max(axis=axes) if self.pooling == "max" else out.mean(axis=axes)
+        return out
 
     @property
     def dim(self) -> int:
         """Number of features per frame (the channels of the output, after pooling)."""
-        return int(self.model.output_shape[-1])
+        return self._channels
 
     def features(self, images: Sequence[np.ndarray]) -> np.ndarray:
         return self.embed([self.prepare(im) for im in images])
@@ -209,8 +272,12 @@ def _missing_weights_error(name: str, exc: Exception) -> ScreentimeError:
     )
 
 
-def application_backbone(name: str, weights: str | None = "imagenet", input_size: int | None = None) -> KerasBackbone:
-    """A ``keras.applications`` backbone; ``weights`` is ``imagenet``, ``None`` (random) or a file path."""
+def application_backbone(name: str, weights: str | None = "imagenet", input_size: int | None = None, *,
+                         pooling: str = "avg", frame_width: int | None = None) -> KerasBackbone:
+    """A ``keras.applications`` backbone; ``weights`` is ``imagenet``, ``None`` (random) or a file path.
+
+    ``frame_width``: whole frames at that width, the last feature map reduced by ``pooling``.
+    """
     if name not in APPLICATIONS:
         raise UsageError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONE_CHOICES)}")
     meta = APPLICATIONS[name]
@@ -221,7 +288,8 @@ def application_backbone(name: str, weights: str | None = "imagenet", input_size
         raise ScreentimeError(f"weights file {weights} does not exist; check the --weights path")
     try:
         model = getattr(keras.applications, meta["cls"])(
-            include_top=False, weights=weights, pooling="avg", input_shape=(size, size, 3))
+            include_top=False, weights=weights, pooling=None if frame_width else "avg",
+            input_shape=(None, None, 3) if frame_width else (size, size, 3))
     except ValueError as exc:
         raise ScreentimeError(f"cannot build {name} with input size {size} and weights {weights}: {exc}") from exc
     except Exception as exc:  # Keras raises a bare Exception when the download fails
@@ -231,11 +299,14 @@ def application_backbone(name: str, weights: str | None = "imagenet", input_size
     spec = {"kind": "application", "name": name, "weights": weights or "none", "input_size": size,
             "preprocessing": meta["preprocessing"]}
     key = None if weights is None else f"{name}-{size}-{'imagenet' if weights == 'imagenet' else file_digest(weights)}"
-    return KerasBackbone(model, module.preprocess_input, spec, key)
+    return KerasBackbone(model, module.preprocess_input, spec, key, pooling=pooling, frame_width=frame_width)
 
 
-def file_backbone(path: str | os.PathLike) -> KerasBackbone:
-    """A saved ``.keras`` model whose input is RGB pixels 0–255 at its own (square) input size."""
+def file_backbone(path: str | os.PathLike, *, pooling: str = "avg", frame_width: int | None = None) -> KerasBackbone:
+    """A saved ``.keras`` model whose input is RGB pixels 0–255 at its own (square) input size.
+
+    ``frame_width``: whole frames at that width, the last feature map reduced by ``pooling``.
+    """
     p = Path(path)
     if not p.is_file():
         raise ScreentimeError(f"backbone file {p} does not exist; check the path of the .keras model")
@@ -248,14 +319,16 @@ def file_backbone(path: str | os.PathLike) -> KerasBackbone:
     shape = model.input_shape
     if isinstance(shape, list):
         raise ScreentimeError(f"{p} has several inputs; a backbone takes one batch of RGB images")
-    if len(shape) != 4 or shape[-1] != 3 or shape[1] is None or shape[1] != shape[2]:
-        raise ScreentimeError(f"{p} takes input {shape}; a backbone must take square RGB images (None, S, S, 3)")
+    square = shape[1] is not None and shape[1] == shape[2]
+    if len(shape) != 4 or shape[-1] != 3 or not (square or frame_width):
+        raise ScreentimeError(f"{p} takes input {shape}; a backbone must take square RGB images (None, S, S, 3)"
+                              + ("" if len(shape) != 4 or shape[-1] != 3 else f", or use {p.name}@max"))
     if len(model.outputs) != 1:
         raise ScreentimeError(f"{p} has {len(model.outputs)} outputs; a backbone gives one feature vector or "
                               "feature map per image: save a model with only the output you want")
-    spec = {"kind": "file", "name": p.name, "input_size": int(shape[1]),
+    spec = {"kind": "file", "name": p.name, "input_size": int(shape[1] or 0),
             "preprocessing": "RGB 0-255 float32 (any further preprocessing is inside the model)"}
-    return KerasBackbone(model, lambda x: x, spec, f"file-{file_digest(p)}")
+    return KerasBackbone(model, lambda x: x, spec, f"file-{file_digest(p)}", pooling=pooling, frame_width=frame_width)
 
 
 class FusionBackbone:
@@ -308,6 +381,18 @@ def load_backbone(name: str, *, weights: str | None = "imagenet", input_size: in
     if "," in key:
         return FusionBackbone([load_backbone(part, weights=weights, input_size=input_size)
                                for part in key.split(",") if part.strip()])
+    spatial = SPATIAL_SUFFIX.match(key)
+    if spatial:
+        base, options = spatial["base"].strip(), {"pooling": spatial["pooling"],
+                                                   "frame_width": int(spatial["width"] or SPATIAL_WIDTH)}
+        if not 32 <= options["frame_width"] <= 4096:
+            raise UsageError(f"backbone {name!r}: the width after @{spatial['pooling']} must be 32 to 4096 px")
+        if base.lower() in APPLICATIONS:
+            return application_backbone(base.lower(), weights, input_size, **options)
+        if base.endswith(".keras") or Path(base).exists():
+            return file_backbone(base, **options)
+        raise UsageError(f"backbone {name!r}: @{spatial['pooling']} applies to Keras backbones "
+                         f"({', '.join(APPLICATIONS)} or a .keras file), not to {base!r}")
     if key.lower() in ("colour", "color"):
         return ColourBackbone()
     if key.lower() in ("colour+hog", "color+hog"):
@@ -340,8 +425,9 @@ def backbone_from_spec(spec: dict[str, Any], model_dir: Path) -> Backbone:
         return FusionBackbone([backbone_from_spec(part, model_dir) for part in spec["parts"]])
     if spec["kind"] == "classical":
         return ColourBackbone(hog=spec["name"] == "colour+hog")
+    options = {"pooling": spec.get("pooling", "avg"), "frame_width": spec.get("frame_width")}
     if "file" in spec:
-        loaded = file_backbone(model_dir / spec["file"])
+        loaded = file_backbone(model_dir / spec["file"], **options)
         if spec["kind"] == "application":
             module = getattr(keras_module().applications, APPLICATIONS[spec["name"]]["module"])
             loaded.preprocess = module.preprocess_input
@@ -351,4 +437,4 @@ def backbone_from_spec(spec: dict[str, Any], model_dir: Path) -> Backbone:
         loaded.base_cache_key = spec.get("cache_key") or loaded.base_cache_key
         loaded.spec = dict(spec)
         return loaded
-    return application_backbone(spec["name"], spec.get("weights", "imagenet"), spec["input_size"])
+    return application_backbone(spec["name"], spec.get("weights", "imagenet"), spec["input_size"], **options)

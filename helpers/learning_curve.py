@@ -208,14 +208,16 @@ def model_training_settings(model_dir: str | os.PathLike) -> dict[str, Any]:
     """The backbone and head of a trained model folder, as ``pipeline.train`` options, to redo its training."""
     from .model import read_model_card
 
+    from .backbones import spatial_suffix
+
     card = read_model_card(model_dir)
     spec, head = card["backbone"], card["head"].get("kind", "logistic")
     if spec.get("kind") == "classical":
         return {"backbone": spec["name"], "head": head}
     if spec.get("kind") == "application" and spec.get("weights") == "imagenet":
-        return {"backbone": spec["name"], "head": head, "input_size": int(spec["input_size"])}
+        return {"backbone": spec["name"] + spatial_suffix(spec), "head": head, "input_size": int(spec["input_size"])}
     if spec.get("kind") == "file" and spec.get("file"):
-        return {"backbone": str(Path(model_dir) / spec["file"]), "head": head}
+        return {"backbone": str(Path(model_dir) / spec["file"]) + spatial_suffix(spec), "head": head}
     raise ScreentimeError(f"the backbone of {model_dir} ({spec.get('name')}) cannot be rebuilt for retraining; "
                           "pass --backbone instead of --model")
 
