@@ -11,8 +11,9 @@ labelled 5 times a second (more frames of the same shots); the test video is 5 m
 its many shots make a mistake of one shot move accuracy little; (2) the real Megamind clip from
 ``../shared`` when it is there (train on train_labels.csv, predict every frame, score frames
 154-269). Backbones: colour, the SqueezeNet file from ``../shared/models`` when present, their
-fusion, and the one of those three that time-blocked validation on the training labels picks
-(``--backbone "a|b|c"``). Each cell: frame accuracy (exact set of characters) / worst per-character
+fusion, the same file run on the whole frame and max-pooled (``FILE@max``), its fusion with colour,
+and the one of those five that time-blocked validation on the training labels picks
+(``--backbone "a|b|c|d|e"``). Each cell: frame accuracy (exact set of characters) / worst per-character
 screen-time error as % of the scored length. Smoothing: off = each frame alone (``present_raw``);
 validated = the strength chosen by time-blocked validation on the training labels (``present``);
 1 s = that strength forced on the same model. Both restart at shot cuts. The last column gives 95%
@@ -108,6 +109,8 @@ def main() -> None:
     if squeezenet.is_file():
         backbones["squeezenet"] = str(squeezenet)
         backbones["fusion"] = f"colour,{squeezenet}"
+        backbones["squeezenet@max"] = f"{squeezenet}@max"
+        backbones["fusion@max"] = f"colour,{squeezenet}@max"
         backbones["picked by validation"] = " | ".join(backbones.values())
     datasets = hard_synthetic(out, lengths, dense, args.test_seconds) + [d for d in [megamind(shared)] if d]
 
