@@ -8,6 +8,7 @@ best on those out-of-fold predictions.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable
 
 import numpy as np
@@ -18,9 +19,23 @@ from .smoothing import STRENGTHS, smooth
 
 THRESHOLDS = np.round(np.arange(0.2, 0.81, 0.05), 2)
 #: Among equally good strengths, prefer one second (characters stay on screen for seconds), then
-#: milder ones; no smoothing only when validation says it is strictly best.
+#: milder ones; no smoothing only when validation says it is clearly best.
 PREFERENCE = (1.0, 0.5, 2.0, 3.0, 0.0)
 MIN_LABELS = 15
+
+
+def choose_strength(scores: dict[float, float], n_labels: int) -> tuple[float, float]:
+    """The preferred strength (``PREFERENCE``) among those whose validated accuracy is within one
+    standard error of the best, and that tolerance.
+
+    The one-standard-error rule of model selection: a difference smaller than the validation's own
+    noise, sqrt(p (1 - p) / n), is no evidence. With labels once a second, 0.5 or 1 s of smoothing
+    changes only a few labelled samples, so without the rule one label more or less decided it
+    (docs/accuracy.md). A perfect score has no noise: then only exact ties count.
+    """
+    best = max(scores.values())
+    tolerance = math.sqrt(best * (1 - best) / max(n_labels, 1))
+    return next(s for s in PREFERENCE if scores[s] >= best - tolerance - 1e-9), tolerance
 
 
 def time_blocks(times_s: np.ndarray, k: int) -> np.ndarray:
@@ -73,9 +88,9 @@ def calibrate(X: np.ndarray, Y: np.ndarray, times_s: np.ndarray, make_head: Call
 
     raw = exact_accuracy(proba >= np.array(thresholds), Y)
     scores = {s: exact_accuracy(smooth(proba, times, s, thresholds, breaks), Y) for s in STRENGTHS}
-    best = max(scores.values())
-    strength = next(s for s in PREFERENCE if scores[s] >= best - 1e-9)
+    strength, tolerance = choose_strength(scores, len(Y))
     return {"thresholds": thresholds, "strength_s": strength,
             "validation": f"{k} contiguous time blocks of the labelled frames, out-of-fold",
             "accuracy_raw": round(raw, 4),
-            "accuracy_by_strength_s": {f"{s:g}": round(a, 4) for s, a in scores.items()}}
+            "accuracy_by_strength_s": {f"{s:g}": round(a, 4) for s, a in scores.items()},
+            "strength_tolerance": round(tolerance, 4)}
