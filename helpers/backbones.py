@@ -20,6 +20,7 @@ import hashlib
 import os
 import re
 import sys
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol, Sequence
@@ -287,9 +288,11 @@ def application_backbone(name: str, weights: str | None = "imagenet", input_size
     if weights not in (None, "imagenet") and not Path(weights).is_file():
         raise ScreentimeError(f"weights file {weights} does not exist; check the --weights path")
     try:
-        model = getattr(keras.applications, meta["cls"])(
-            include_top=False, weights=weights, pooling=None if frame_width else "avg",
-            input_shape=(None, None, 3) if frame_width else (size, size, 3))
+        with warnings.catch_warnings():  # any input size is what @max asks for: no warning about it
+            warnings.filterwarnings("ignore", message=".*input_shape. is undefined or non-square")
+            model = getattr(keras.applications, meta["cls"])(
+                include_top=False, weights=weights, pooling=None if frame_width else "avg",
+                input_shape=(None, None, 3) if frame_width else (size, size, 3))
     except ValueError as exc:
         raise ScreentimeError(f"cannot build {name} with input size {size} and weights {weights}: {exc}") from exc
     except Exception as exc:  # Keras raises a bare Exception when the download fails

@@ -181,3 +181,14 @@ def test_a_model_trained_on_whole_frames_keeps_them_when_it_predicts(tmp_path, t
     assert model_training_settings(tmp_path / "model")["backbone"].endswith("backbone.keras@max320")
     result = predict(train_cartoon.video, tmp_path / "model", tmp_path / "run", fps=1)
     assert len(result.predictions) == round(len(train_cartoon.truth) / 25)
+
+
+def test_an_imagenet_backbone_on_whole_frames_warns_about_nothing_but_the_download(tmp_path, monkeypatch, recwarn):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    try:
+        application_backbone("mobilenet_v2", weights="imagenet", pooling="max", frame_width=640)
+    except ScreentimeError as exc:
+        assert "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5" in str(exc)
+    else:
+        pytest.skip("this machine could download the weights")
+    assert not [w for w in recwarn if "input_shape" in str(w.message)]
