@@ -1,14 +1,15 @@
 """Accuracy benchmark: frame accuracy and worst screen-time error, per dataset, backbone and smoothing.
 
     python benchmarks/accuracy.py [--out data/runs/accuracy] [--shared ../shared] [--train-seconds 120,300,600]
-        [--dense-seconds 120] [--test-seconds 300]
+        [--dense-seconds 120] [--test-seconds 300] [--test-seed 202]
 
 Datasets: (1) a hard synthetic pair (props painted in the characters' colours, lighting changes,
 occluding pillars, half to double sizes, cuts): train on one video labelled once per second, test
 on another, predicted at 5 frames per second; one row per length of the training video (the
 longer ones begin with the shorter ones: same seed), to show what more labelled shots buy, and one
 labelled 5 times a second (more frames of the same shots); the test video is 5 minutes long, so that
-its many shots make a mistake of one shot move accuracy little; (2) the real Megamind clip from
+its many shots make a mistake of one shot move accuracy little, and ``--test-seed`` draws another
+one from the generator; (2) the real Megamind clip from
 ``../shared`` when it is there (train on train_labels.csv, predict every frame, score frames
 154-269). Backbones: colour, the SqueezeNet file from ``../shared/models`` when present, their
 fusion, the same file run on the whole frame and max-pooled (``FILE@max``), its fusion with colour,
@@ -44,11 +45,17 @@ from helpers.synthetic import make_cartoon  # noqa: E402
 FIXED_STRENGTH_S = 1.0
 
 
-def hard_synthetic(folder: Path, lengths: list[int], dense: list[int], test_seconds: int) -> list[dict]:
+#: Seed of the hard synthetic test video (the training video's is 101).
+TEST_SEED = 202
+
+
+def hard_synthetic(folder: Path, lengths: list[int], dense: list[int], test_seconds: int,
+                   test_seed: int = TEST_SEED) -> list[dict]:
     """Hard pairs: a training video per length in ``lengths`` (seconds, labelled once per second) and
     per length in ``dense`` (labelled 5 times a second), one test video of ``test_seconds``."""
-    test_video = folder / f"hard_test_{test_seconds}s.mp4"
-    test_truth = make_cartoon(test_video, seconds=test_seconds, seed=202, hard=True)
+    seed_suffix = "" if test_seed == TEST_SEED else f"_seed{test_seed}"
+    test_video = folder / f"hard_test_{test_seconds}s{seed_suffix}.mp4"
+    test_truth = make_cartoon(test_video, seconds=test_seconds, seed=test_seed, hard=True)
     datasets = []
     for seconds, every in [(n, 25) for n in lengths] + [(n, 5) for n in dense]:
         suffix = ("" if seconds == 120 else f"_{seconds}s") + ("" if every == 25 else f"_every{every}")
@@ -57,7 +64,7 @@ def hard_synthetic(folder: Path, lengths: list[int], dense: list[int], test_seco
         write_csv(train_truth.iloc[::every], labels)
         rate = "" if every == 25 else f" labelled {25 // every} times a second"
         datasets.append({"name": f"hard synthetic (train {seconds} s{rate} = {len(train_truth[::every])} labels, "
-                                 f"test another {test_seconds} s, 5 fps)", "train_video": train_video, "labels": labels,
+                                 f"test another {test_seconds} s{seed_suffix.replace('_', ' ')}, 5 fps)", "train_video": train_video, "labels": labels,
                          "test_video": test_video, "truth": test_truth, "fps": 5.0, "first_scored": 0})
     return datasets
 
@@ -99,6 +106,8 @@ def main() -> None:
         parser.add_argument("--dense-seconds", default="120",
                             help="lengths labelled 5 times a second (more frames, no more shots); empty for none")
         parser.add_argument("--test-seconds", type=int, default=300, help="length of the hard synthetic test video")
+        parser.add_argument("--test-seed", type=int, default=TEST_SEED,
+                            help=f"seed of the hard synthetic test video (default {TEST_SEED}; another seed, another video)")
 
     args, out, shared = benchmark_args(__doc__, "data/runs/accuracy", options)
     lengths, dense = ([int(n) for n in value.split(",") if n.strip()]
@@ -112,7 +121,7 @@ def main() -> None:
         backbones["squeezenet@max"] = f"{squeezenet}@max"
         backbones["fusion@max"] = f"colour,{squeezenet}@max"
         backbones["picked by validation"] = " | ".join(backbones.values())
-    datasets = hard_synthetic(out, lengths, dense, args.test_seconds) + [d for d in [megamind(shared)] if d]
+    datasets = hard_synthetic(out, lengths, dense, args.test_seconds, args.test_seed) + [d for d in [megamind(shared)] if d]
 
     rows = []
     for data in datasets:
