@@ -3,8 +3,9 @@
     python benchmarks/heads.py [--out data/runs/heads] [--shared ../shared]
 
 For each head (logistic, mlp) and backbone (colour, and the SqueezeNet file from
-``../shared/models`` when present): train on the demo's training video (90 s labelled once per
-second) and predict the demo's different 60 s test video at 5 frames per second; and, when
+``../shared/models`` when present, as it is and as ``FILE@max``): train on the demo's training
+video (90 s labelled once per second) and predict the demo's different 60 s test video at 5 frames
+per second; and, when
 ``../shared/data/megamind`` is there, train on its ``train_labels.csv`` and score frames 154-269
 predicted at every frame. Each cell: accuracy after smoothing (before smoothing; the strength
 validation chose). Also the training time on the demo video (features cached first, so it is the
@@ -49,6 +50,7 @@ def main() -> None:
     backbones = {"colour": "colour"}
     if squeezenet.is_file():
         backbones["SqueezeNet"] = str(squeezenet)
+        backbones["SqueezeNet@max"] = f"{squeezenet}@max"  # the whole frame, max-pooled
 
     rows = []
     for head in ("logistic", "mlp"):
