@@ -45,7 +45,7 @@ BACKBONE_CHOICES = (*CLASSICAL, *APPLICATIONS, "PATH.keras", "NAME@max (whole fr
 #: ``NAME@max``, ``NAME@avg``, optionally with a width: ``NAME@max960``.
 SPATIAL_SUFFIX = re.compile(r"^(?P<base>.+)@(?P<pooling>max|avg)(?P<width>\d+)?$")
 #: Width (px) a ``@max`` backbone sees frames at, aspect ratio kept. On the hard synthetic cartoons
-#: (320x180) 640 px beat 320 and 480 and matched 960 at less than half its cost (docs/accuracy.md).
+#: (320x180) 640 px beat 320 and 480 and matched 960 at about half its cost (docs/accuracy.md).
 SPATIAL_WIDTH = 640
 #: A ``@max`` backbone runs at most this many pixels per call (32 images of 227x227), so that a
 #: wide frame's activations take no more memory than a batch of small square ones.
