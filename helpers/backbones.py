@@ -384,26 +384,24 @@ def load_backbone(name: str, *, weights: str | None = "imagenet", input_size: in
     if "," in key:
         return FusionBackbone([load_backbone(part, weights=weights, input_size=input_size)
                                for part in key.split(",") if part.strip()])
+    options: dict[str, Any] = {}  # NAME@max: whole frames, pooled (Keras backbones only)
     spatial = SPATIAL_SUFFIX.match(key)
     if spatial:
-        base, options = spatial["base"].strip(), {"pooling": spatial["pooling"],
-                                                   "frame_width": int(spatial["width"] or SPATIAL_WIDTH)}
+        key = spatial["base"].strip()
+        options = {"pooling": spatial["pooling"], "frame_width": int(spatial["width"] or SPATIAL_WIDTH)}
         if not 32 <= options["frame_width"] <= 4096:
             raise UsageError(f"backbone {name!r}: the width after @{spatial['pooling']} must be 32 to 4096 px")
-        if base.lower() in APPLICATIONS:
-            return application_backbone(base.lower(), weights, input_size, **options)
-        if base.endswith(".keras") or Path(base).exists():
-            return file_backbone(base, **options)
-        raise UsageError(f"backbone {name!r}: @{spatial['pooling']} applies to Keras backbones "
-                         f"({', '.join(APPLICATIONS)} or a .keras file), not to {base!r}")
-    if key.lower() in ("colour", "color"):
+    elif key.lower() in ("colour", "color"):
         return ColourBackbone()
-    if key.lower() in ("colour+hog", "color+hog"):
+    elif key.lower() in ("colour+hog", "color+hog"):
         return ColourBackbone(hog=True)
     if key.lower() in APPLICATIONS:
-        return application_backbone(key.lower(), weights, input_size)
+        return application_backbone(key.lower(), weights, input_size, **options)
     if key.endswith(".keras") or Path(key).exists():
-        return file_backbone(key)
+        return file_backbone(key, **options)
+    if spatial:
+        raise UsageError(f"backbone {name!r}: @{spatial['pooling']} applies to Keras backbones "
+                         f"({', '.join(APPLICATIONS)} or a .keras file), not to {key!r}")
     raise UsageError(f"unknown backbone {name!r}; choose one of {', '.join(BACKBONE_CHOICES)}")
 
 

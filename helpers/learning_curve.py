@@ -206,9 +206,8 @@ def json_records(table: pd.DataFrame) -> list[dict[str, Any]]:
 
 def model_training_settings(model_dir: str | os.PathLike) -> dict[str, Any]:
     """The backbone and head of a trained model folder, as ``pipeline.train`` options, to redo its training."""
-    from .model import read_model_card
-
     from .backbones import spatial_suffix
+    from .model import read_model_card
 
     card = read_model_card(model_dir)
     spec, head = card["backbone"], card["head"].get("kind", "logistic")
