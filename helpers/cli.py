@@ -128,6 +128,14 @@ def _run(args: argparse.Namespace) -> int:
                                head=args.head, weights=weights, input_size=args.input_size,
                                frames_csv=args.frames, epochs=args.epochs, seed=args.seed)
         print(f"trained on {model.training['labelled_frames']} frames: {', '.join(model.characters)} -> {args.out}")
+        from .advice import stronger_backbone_hint, training_summary
+        from .progress import log
+
+        for line in training_summary(model):
+            print(line)
+        hint = stronger_backbone_hint(model)
+        if hint:
+            log.warning(hint)
     elif args.command == "predict":
         result = pipeline.predict(args.video, args.model, args.out, parse_fps(args.fps), shots=not args.no_shots)
         if not args.no_report:

@@ -20,6 +20,11 @@ def trained(tmp_path_factory, train_cartoon, train_labels):
     run = screentime("train", "--video", train_cartoon.video, "--labels", train_labels, "--out", folder)
     assert run.status == 0, run.err
     assert "trained on 60 frames: jerry, tom" in run.out
+    model = json.loads((folder / "model.json").read_text())
+    validated = model["training"]["calibration"]["accuracy_by_strength_s"][f"{model['smoothing']['strength_s']:g}"]
+    assert f"): {validated:.1%} of the 60 labelled frames right" in run.out.splitlines()[1]
+    assert "with under 200 labels this runs low" in run.out  # 60 labels: a low estimate, and no backbone suggested
+    assert "validated at" not in run.err
     return folder
 
 
