@@ -62,10 +62,12 @@ def training_summary(model: ScreentimeModel) -> list[str]:
 
 def stronger_backbone_hint(model: ScreentimeModel) -> str | None:
     """A suggestion when a colour-only model validated below :data:`GOOD_ENOUGH` on at least
-    :data:`MIN_LABELS_FOR_ADVICE` labels, else None."""
+    :data:`MIN_LABELS_FOR_ADVICE` labels, else None (also None when ``|`` alternatives were compared:
+    the user has chosen what to try)."""
     accuracy = validated_accuracy(model)
     if (accuracy is None or accuracy >= GOOD_ENOUGH or uses_network(model.backbone.spec)
-            or model.training.get("labelled_frames", 0) < MIN_LABELS_FOR_ADVICE):
+            or model.training.get("labelled_frames", 0) < MIN_LABELS_FOR_ADVICE
+            or model.training.get("backbone_choice")):
         return None
     return (f"{model.backbone.spec['name']} features validated at {accuracy:.1%}; colour cannot tell a character "
             f"from things painted in its colours, and a network run on the whole frame scored 10-19 points higher "

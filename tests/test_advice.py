@@ -53,6 +53,8 @@ def test_a_colour_model_below_the_bar_suggests_a_network_and_nothing_else_does()
     fused = load_backbone("colour,mobilenet_v2", weights=None, input_size=32)
     assert uses_network(fused.spec) and not uses_network(ColourBackbone().spec)
     assert stronger_backbone_hint(_model(fused, {"0": 0.8, "1": 0.807})) is None
+    compared = {"picked": "colour", "validated_accuracy": {"colour": 0.807, "colour,net.keras@max": 0.78}}
+    assert stronger_backbone_hint(_model(ColourBackbone(), {"0": 0.8, "1": 0.807}, choice=compared)) is None
 
 
 def test_with_few_labels_the_estimate_is_flagged_as_low_and_no_backbone_is_suggested():
