@@ -201,7 +201,8 @@ class KerasBackbone:
 
     By default a frame is resized to the model's square input and spatial outputs are averaged.
     With ``frame_width`` (``NAME@max``) the frame keeps its aspect ratio at that width, the network
-    runs fully convolutionally, and its last feature map is reduced by ``pooling`` (max or avg).
+    runs fully convolutionally, and its last feature map is reduced by ``pooling`` (max or avg), or
+    kept whole with ``pooling="none"`` (float16 maps for :mod:`helpers.detector`; never cached).
     """
 
     def __init__(self, model: Any, preprocess: Callable[[np.ndarray], np.ndarray], spec: dict[str, Any],
@@ -222,7 +223,15 @@ class KerasBackbone:
 
     @property
     def cache_key(self) -> str | None:
-        """Features are cached per backbone and per precision (bfloat16 ones differ slightly)."""
+        """Features are cached per backbone and per precision (bfloat16 ones differ slightly); whole
+        feature maps (``pooling="none"``) are not cached."""
+        if self.pooling == "none":
+            return None
+        return self.pooled_cache_key
+
+    @property
+    def pooled_cache_key(self) -> str | None:
+        """The cache key of the pooled features, whatever ``pooling`` is now."""
         if self.base_cache_key is None or self.precision == "float32":
             return self.base_cache_key
         return f"{self.base_cache_key}-{self.precision}"
@@ -241,10 +250,12 @@ class KerasBackbone:
         batch = np.stack(prepared).astype(np.float32)
         step = max(1, MAX_PIXELS_PER_CALL // (batch.shape[1] * batch.shape[2])) if self.frame_width else len(batch)
         out = np.concatenate([self._pooled(batch[i:i + step]) for i in range(0, len(batch), step)])
-        return out.astype(np.float32)
+        return out.astype(np.float16 if self.pooling == "none" else np.float32)
 
     def _pooled(self, batch: np.ndarray) -> np.ndarray:
         out = np.asarray(self._runner.predict_on_batch(self.preprocess(batch)), dtype=np.float32)
+        if self.pooling == "none":
+            return out.astype(np.float16)  # half the memory of whole maps; a detector reads them as float32
         if out.ndim > 2:
             axes = tuple(range(1, out.ndim - 1))
             out = out.max(axis=axes) if self.pooling == "max" else out.mean(axis=axes)
@@ -410,6 +421,10 @@ def save_backbone(backbone: Backbone, model_dir: Path, filename: str = "backbone
     if isinstance(backbone, FusionBackbone):
         parts = [save_backbone(p, model_dir, f"backbone{j}.keras") for j, p in enumerate(backbone.parts)]
         return {**backbone.spec, "parts": parts}
+    if backbone.spec["kind"] == "detector":
+        from .detector import save_detector_backbone
+
+        return save_detector_backbone(backbone, model_dir)  # type: ignore[arg-type]
     spec = dict(backbone.spec)
     if spec["kind"] == "file" or (spec["kind"] == "application" and spec["weights"] != "imagenet"):
         assert isinstance(backbone, KerasBackbone)
@@ -426,6 +441,10 @@ def backbone_from_spec(spec: dict[str, Any], model_dir: Path) -> Backbone:
         return FusionBackbone([backbone_from_spec(part, model_dir) for part in spec["parts"]])
     if spec["kind"] == "classical":
         return ColourBackbone(hog=spec["name"] == "colour+hog")
+    if spec["kind"] == "detector":
+        from .detector import detector_backbone_from_spec
+
+        return detector_backbone_from_spec(spec, model_dir)
     options = {"pooling": spec.get("pooling", "avg"), "frame_width": spec.get("frame_width")}
     if "file" in spec:
         loaded = file_backbone(model_dir / spec["file"], **options)

@@ -4,6 +4,7 @@
   character (scikit-learn). Fast, stable with a few dozen labels.
 - ``mlp``: a Keras dense head (hidden layer, dropout, sigmoid outputs) trained with a
   class-weighted binary cross-entropy, as the tutorial's "what worked" suggested.
+- ``detector``: a small network on a whole-frame backbone's feature map (:mod:`helpers.detector`).
 
 A frame can show several characters, so each character is its own yes/no decision.
 """
@@ -17,7 +18,7 @@ import numpy as np
 
 from .errors import ScreentimeError
 
-HEADS = ("logistic", "mlp")
+HEADS = ("logistic", "mlp", "detector")
 
 
 class Head(Protocol):
@@ -165,9 +166,17 @@ def make_head(kind: str, seed: int = 0, epochs: int | None = None, blocks: Seque
         return LogisticHead(seed=seed, blocks=blocks)
     if kind == "mlp":
         return MLPHead(seed=seed, blocks=blocks, **({"epochs": epochs} if epochs else {}))
+    if kind == "detector":
+        from .detector import DetectorHead
+
+        return DetectorHead(seed=seed, epochs=epochs)
     raise ScreentimeError(f"unknown head {kind!r}; choose one of {', '.join(HEADS)}")
 
 
 def load_head(kind: str, folder: Path) -> Head:
     """Load a trained head saved in a model folder."""
+    if kind == "detector":
+        from .detector import SigmoidHead
+
+        return SigmoidHead.load(folder)
     return {"logistic": LogisticHead, "mlp": MLPHead}[kind].load(folder)

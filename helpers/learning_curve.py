@@ -211,6 +211,8 @@ def model_training_settings(model_dir: str | os.PathLike) -> dict[str, Any]:
 
     card = read_model_card(model_dir)
     spec, head = card["backbone"], card["head"].get("kind", "logistic")
+    if spec.get("kind") == "detector":  # retrain the detector on the same base backbone
+        spec = spec["base"]
     if spec.get("kind") == "classical":
         return {"backbone": spec["name"], "head": head}
     if spec.get("kind") == "application" and spec.get("weights") == "imagenet":

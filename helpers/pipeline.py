@@ -14,6 +14,7 @@ import pandas as pd
 from . import __version__
 from .backbones import Backbone, load_backbone
 from .calibration import MIN_LABELS, calibrate
+from .detector import feature_map_backbone, with_detector
 from .errors import ScreentimeError
 from .features import cache_enabled, extract_features
 from .fileio import atomic_path, write_csv, write_json
@@ -190,17 +191,22 @@ def train(video: str | os.PathLike, labels_csv: str | os.PathLike, out_dir: str 
     candidates = []
     for name in names:
         net = load_backbone(name, weights=weights, input_size=input_size)
+        if head == "detector":
+            net = feature_map_backbone(net, name)  # the detector trains on whole feature maps
         X, Y, times = _labelled_features(video, labels, labels_csv, net, characters, check_times=not candidates)
         chosen = calibrate(X, Y, times, head_maker(net))
         candidates.append(_Candidate(name, net, X, Y, chosen))
     picked, choice = pick_backbone(candidates)
     log.info("fitting the %s head on all %d labelled frames", head, len(picked.Y))
     model_head = head_maker(picked.net)().fit(picked.X, picked.Y)
+    model_backbone: Backbone = picked.net
+    if head == "detector":  # backbone and detector run as one at prediction, scores cached
+        model_backbone, model_head = with_detector(picked.net, model_head)
     chosen, Y = picked.chosen, picked.Y
     positives = {c: int(Y[:, j].sum()) for j, c in enumerate(characters)}
     if warn_unvalidated and picked.validated_accuracy is None:
         warn_unvalidated_model(chosen["validation"], positives)
-    model = ScreentimeModel(characters, picked.net, model_head, chosen["thresholds"], {
+    model = ScreentimeModel(characters, model_backbone, model_head, chosen["thresholds"], {
         "video": str(video), "labels": str(labels_csv), "labelled_frames": int(len(Y)),
         "positives": positives,
         "calibration": {k: v for k, v in chosen.items() if k not in ("thresholds", "strength_s")},
