@@ -87,8 +87,9 @@ class DetectorHead:
         ])
         self.model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=weighted_bce)
         steps = self.epochs * math.ceil(len(maps) / BATCH) if self.epochs else STEPS
-        self.model.fit(_random_batches(maps, Y, self.seed), steps_per_epoch=steps, epochs=1, verbose=0,
-                       shuffle=False)  # the batches are drawn at random already
+        batches = _random_batches(maps, Y, self.seed)
+        for _ in range(steps):  # batch by batch: model.fit on a generator kept every fold's maps alive
+            self.model.train_on_batch(*next(batches))
         return self
 
     def scores(self, maps: np.ndarray) -> np.ndarray:
@@ -122,8 +123,8 @@ class DetectorHead:
 
 
 def _random_batches(maps: np.ndarray, Y: np.ndarray, seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """Endless batches of random labelled frames (one Keras epoch per batch would cost more than
-    the step itself with a few dozen labels)."""
+    """Endless batches of random labelled frames (with a few dozen labels, Keras epochs would cost
+    more than the steps themselves)."""
     rng = np.random.default_rng(seed)
     size = min(BATCH, len(maps))
     while True:
