@@ -20,7 +20,8 @@ MIN_LABELS_FOR_ADVICE = 200
 
 #: What to try instead of colour alone; each alternative is validated and the best kept.
 STRONGER_BACKBONES = ('--backbone "colour|colour,mobilenet_v2@max" (ImageNet weights, downloaded once) '
-                      'or "colour|colour,MODEL.keras@max"')
+                      'or "colour|colour,MODEL.keras@max"; with 300 labels or more, also --backbone '
+                      'MODEL.keras@max --head detector')
 
 
 def uses_network(spec: dict[str, Any]) -> bool:
@@ -70,5 +71,5 @@ def stronger_backbone_hint(model: ScreentimeModel) -> str | None:
             or model.training.get("backbone_choice")):
         return None
     return (f"{model.backbone.spec['name']} features validated at {accuracy:.1%}; colour cannot tell a character "
-            f"from things painted in its colours, and a network run on the whole frame scored 10-19 points higher "
+            f"from things painted in its colours, and a network run on the whole frame scored 10-24 points higher "
             f"on such footage (docs/accuracy.md): try {STRONGER_BACKBONES}")

@@ -47,7 +47,7 @@ def test_each_backbone_tried_is_listed_with_its_score():
 def test_a_colour_model_below_the_bar_suggests_a_network_and_nothing_else_does():
     hint = stronger_backbone_hint(_model(ColourBackbone(), {"0": 0.8, "1": 0.807}))
     assert hint is not None and hint.startswith("colour features validated at 80.7%")
-    assert '--backbone "colour|colour,mobilenet_v2@max"' in hint and "MODEL.keras@max" in hint
+    assert '--backbone "colour|colour,mobilenet_v2@max"' in hint and "MODEL.keras@max --head detector" in hint
     assert stronger_backbone_hint(_model(ColourBackbone(hog=True), {"0": 0.8, "1": 0.8})) is not None
     assert stronger_backbone_hint(_model(ColourBackbone(), {"0": GOOD_ENOUGH, "1": GOOD_ENOUGH})) is None
     fused = load_backbone("colour,mobilenet_v2", weights=None, input_size=32)
@@ -84,6 +84,7 @@ def test_train_on_footage_colour_cannot_separate_prints_the_score_and_the_hint(t
     assert f"{accuracy:.1%} of the 300 labelled frames right" in run.out
     hints = [line for line in run.err.splitlines() if "validated at" in line]
     assert hints == [f"screentime: colour features validated at {accuracy:.1%}; colour cannot tell a character "
-                     "from things painted in its colours, and a network run on the whole frame scored 10-19 points "
+                     "from things painted in its colours, and a network run on the whole frame scored 10-24 points "
                      "higher on such footage (docs/accuracy.md): try --backbone \"colour|colour,mobilenet_v2@max\" "
-                     "(ImageNet weights, downloaded once) or \"colour|colour,MODEL.keras@max\""]
+                     "(ImageNet weights, downloaded once) or \"colour|colour,MODEL.keras@max\"; with 300 labels or "
+                     "more, also --backbone MODEL.keras@max --head detector"]
