@@ -1,15 +1,17 @@
 """Heads benchmark: the README's "Measured" table, reproducible.
 
-    python benchmarks/heads.py [--out data/runs/heads] [--shared ../shared]
+    python benchmarks/heads.py [--out data/runs/heads] [--shared ../shared] [--heads logistic,mlp,detector]
 
 For each head (logistic, mlp) and backbone (colour, and the SqueezeNet file from
-``../shared/models`` when present, as it is and as ``FILE@max``): train on the demo's training
+``../shared/models`` when present, as it is and as ``FILE@max``), and for the detector head on
+``FILE@max``: train on the demo's training
 video (90 s labelled once per second) and predict the demo's different 60 s test video at 5 frames
 per second; and, when
 ``../shared/data/megamind`` is there, train on its ``train_labels.csv`` and score frames 154-269
 predicted at every frame. Each cell: accuracy after smoothing (before smoothing; the strength
 validation chose). Also the training time on the demo video (features cached first, so it is the
-head's and the validation's time).
+head's and the validation's time; the detector's whole feature maps are not cached, so its time
+includes computing them).
 """
 
 from __future__ import annotations
@@ -40,7 +42,11 @@ def cell(predictions: pd.DataFrame, truth: pd.DataFrame, strength_s: float, firs
 
 
 def main() -> None:
-    _, out, shared = benchmark_args(__doc__, "data/runs/heads")
+    def options(parser) -> None:
+        parser.add_argument("--heads", default="logistic,mlp,detector", help="heads to run, comma-separated")
+
+    args, out, shared = benchmark_args(__doc__, "data/runs/heads", options)
+    heads = [h.strip() for h in args.heads.split(",") if h.strip()]
 
     train_truth = make_cartoon(out / "train.mp4", seconds=TRAIN_SECONDS, fps=VIDEO_FPS, seed=1)  # the demo's
     test_truth = make_cartoon(out / "test.mp4", seconds=TEST_SECONDS, fps=VIDEO_FPS, seed=2)
@@ -52,25 +58,28 @@ def main() -> None:
         backbones["SqueezeNet"] = str(squeezenet)
         backbones["SqueezeNet@max"] = f"{squeezenet}@max"  # the whole frame, max-pooled
 
+    runs = [(head, label, backbone) for head in ("logistic", "mlp") if head in heads
+            for label, backbone in backbones.items()]
+    if squeezenet.is_file() and "detector" in heads:  # the detector needs a Keras backbone on the whole frame
+        runs.append(("detector", "SqueezeNet@max", backbones["SqueezeNet@max"]))
     rows = []
-    for head in ("logistic", "mlp"):
-        for label, backbone in backbones.items():
-            options = {"backbone": backbone, "head": head, "epochs": MLP_EPOCHS if head == "mlp" else None}
-            train(out / "train.mp4", out / "train_labels.csv", out / "model", **options)  # fills the cache
-            start = time.perf_counter()
-            model = train(out / "train.mp4", out / "train_labels.csv", out / "model", **options)
-            train_s = time.perf_counter() - start
-            result = predict(out / "test.mp4", out / "model", out / "pred", fps=PREDICT_FPS)
-            row = {"head": head, "backbone": label,
-                   "synthetic test video": cell(result.predictions, test_truth, model.smoothing_s)}
-            if (megamind / "Megamind.avi").is_file():
-                mm = train(megamind / "Megamind.avi", megamind / "train_labels.csv", out / "model_mm", **options)
-                result = predict(megamind / "Megamind.avi", out / "model_mm", out / "pred_mm", fps=None)
-                truth = pd.read_csv(megamind / "truth.csv")
-                row["Megamind 154-269"] = cell(result.predictions, truth, mm.smoothing_s, first_frame=154)
-            row["train (demo)"] = f"{train_s:.1f} s"
-            rows.append(row)
-            print(f"{head} / {label} done", file=sys.stderr)
+    for head, label, backbone in runs:
+        options = {"backbone": backbone, "head": head, "epochs": MLP_EPOCHS if head == "mlp" else None}
+        train(out / "train.mp4", out / "train_labels.csv", out / "model", **options)  # fills the cache
+        start = time.perf_counter()
+        model = train(out / "train.mp4", out / "train_labels.csv", out / "model", **options)
+        train_s = time.perf_counter() - start
+        result = predict(out / "test.mp4", out / "model", out / "pred", fps=PREDICT_FPS)
+        row = {"head": head, "backbone": label,
+               "synthetic test video": cell(result.predictions, test_truth, model.smoothing_s)}
+        if (megamind / "Megamind.avi").is_file():
+            mm = train(megamind / "Megamind.avi", megamind / "train_labels.csv", out / "model_mm", **options)
+            result = predict(megamind / "Megamind.avi", out / "model_mm", out / "pred_mm", fps=None)
+            truth = pd.read_csv(megamind / "truth.csv")
+            row["Megamind 154-269"] = cell(result.predictions, truth, mm.smoothing_s, first_frame=154)
+        row["train (demo)"] = f"{train_s:.1f} s"
+        rows.append(row)
+        print(f"{head} / {label} done", file=sys.stderr)
     table = pd.DataFrame(rows)
     write_csv(table, out / "heads.csv")
     print(markdown_table(table))
