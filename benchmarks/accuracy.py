@@ -14,8 +14,9 @@ one from the generator; (2) the real Megamind clip from
 154-269). Backbones: colour, the SqueezeNet file from ``../shared/models`` when present, their
 fusion, the same file run on the whole frame and max-pooled (``FILE@max``), its fusion with colour,
 ``FILE@max`` with the detector head (``--head detector``: a small network on the whole feature map;
-every other column uses the logistic head), and the one of the five logistic-head columns that
-time-blocked validation on the training labels picks (``--backbone "a|b|c|d|e"``). Each cell: frame accuracy (exact set of characters) / worst per-character
+the other five columns use the logistic head), and the one of those six that time-blocked
+validation on the training labels picks (``--backbone "a|b|c|d|e" --head "logistic|detector"``: the
+detector is tried on the one backbone it fits, ``FILE@max``). Each cell: frame accuracy (exact set of characters) / worst per-character
 screen-time error as % of the scored length. Smoothing: off = each frame alone (``present_raw``);
 validated = the strength chosen by time-blocked validation on the training labels (``present``);
 1 s = that strength forced on the same model. Both restart at shot cuts. The last column gives 95%
@@ -132,7 +133,8 @@ def main() -> None:
         for label, backbone in backbones.items():
             start = time.time()
             folder = f"{label.replace(' ', '_').replace(',', '')}_{data['train_video'].stem}"
-            head = "detector" if label.endswith("detector head") else "logistic"
+            head = {"squeezenet@max, detector head": "detector", "picked by validation": "logistic|detector"}.get(
+                label, "logistic")
             model = train(data["train_video"], data["labels"], out / f"model_{folder}", backbone=backbone, head=head)
             result = predict(data["test_video"], out / f"model_{folder}", out / f"pred_{folder}", fps=data["fps"])
             result_strength = model.smoothing_s
@@ -147,7 +149,7 @@ def main() -> None:
                 if smoothing == "validated":
                     row[f"{label} / smoothing validated: 95% intervals"] = intervals
             choice = model.training.get("backbone_choice")
-            picked = f", picked {next(k for k, v in backbones.items() if v == choice['picked'])}" if choice else ""
+            picked = f", picked {choice['picked'].replace(str(squeezenet), 'FILE')}" if choice else ""
             print(f"{data['name']}: {label} done in {time.time() - start:.0f} s "
                   f"(smoothing validated: {result_strength:g} s{picked})", file=sys.stderr)
         rows.append(row)

@@ -47,8 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "('colour|model.keras|colour,model.keras') are each validated and the best is kept")
     p.add_argument("--classes", help="names of the integer classes of a mapping.csv, in order (default none,jerry,tom)")
     p.add_argument("--frames", help="frames.csv from screentime extract, to read Image_IDs (default: beside the labels)")
-    p.add_argument("--head", default="logistic", choices=HEADS, help="classifier on the features (default logistic); detector: a small network on the "
-                        "whole feature map of a NAME@max backbone")
+    p.add_argument("--head", default="logistic",
+                   help=f"classifier on the features: one of {', '.join(HEADS)} (default logistic); detector: a "
+                        "small network on the whole feature map of a NAME@max backbone; alternatives joined with | "
+                        "('logistic|detector') are validated with every backbone they fit and the best is kept")
     p.add_argument("--weights", default="imagenet",
                    help="keras.applications weights: imagenet (default), none (random, for tests) or a .h5 path")
     p.add_argument("--input-size", type=int, help="input size for keras.applications backbones (default 224)")

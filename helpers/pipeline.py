@@ -12,13 +12,13 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .backbones import Backbone, load_backbone
+from .backbones import SPATIAL_SUFFIX, Backbone, load_backbone
 from .calibration import MIN_LABELS, calibrate
 from .detector import feature_map_backbone, with_detector
-from .errors import ScreentimeError
+from .errors import ScreentimeError, UsageError
 from .features import cache_enabled, extract_features
 from .fileio import atomic_path, write_csv, write_json
-from .heads import make_head
+from .heads import HEADS, make_head
 from .labels import (
     Labels,
     format_label,
@@ -89,6 +89,7 @@ class _Candidate:
     X: np.ndarray
     Y: np.ndarray
     chosen: dict[str, Any]
+    head: str = "logistic"
 
     @property
     def validated_accuracy(self) -> float | None:
@@ -140,6 +141,26 @@ def _labelled_features(video: str | os.PathLike, labels: Labels, labels_csv: str
     return feats.X, label_matrix(order["names"], characters), times
 
 
+def parse_heads(head: str) -> list[str]:
+    """The head kinds in ``head`` (alternatives joined with ``|``), each checked."""
+    heads = [part.strip() for part in str(head).split(ALTERNATIVES) if part.strip()]
+    unknown = [h for h in heads if h not in HEADS]
+    if unknown or not heads:
+        raise UsageError(f"unknown head {(unknown or [head])[0]!r}; choose one of {', '.join(HEADS)} "
+                         "(alternatives joined with |)")
+    return heads
+
+
+def _combinations(names: list[str], heads: list[str]) -> list[tuple[str, str]]:
+    """(backbone, head) pairs to validate. With several heads, the detector is tried only on
+    backbones run on the whole frame (``NAME@max``, not fused); with the detector alone, any other
+    backbone is an error (raised when it is loaded)."""
+    if heads != ["detector"] and "detector" in heads:
+        return [(n, h) for n in names for h in heads
+                if h != "detector" or ("," not in n and SPATIAL_SUFFIX.match(n.strip()))]
+    return [(n, h) for n in names for h in heads]
+
+
 def pick_backbone(candidates: list[_Candidate]) -> tuple[_Candidate, dict[str, Any] | None]:
     """The candidate with the best validated accuracy (the first listed among equals) and a record of the choice."""
     if len(candidates) == 1:
@@ -167,9 +188,11 @@ def train(video: str | os.PathLike, labels_csv: str | os.PathLike, out_dir: str 
     """Train a model on the labelled frames of ``video`` and save it to ``out_dir``.
 
     ``backbone`` may list alternatives separated by ``|`` (``colour|model.keras|colour,model.keras``):
-    each is validated on contiguous time blocks of the labels and the best one is kept. When that
+    each is validated on contiguous time blocks of the labels and the best one is kept; so may
+    ``head`` (``logistic|detector``: every backbone with every head that fits it). When that
     validation cannot run (too few labels), a warning says so unless ``warn_unvalidated`` is False.
     """
+    heads = parse_heads(head)
     labels = load_training_labels(labels_csv, video, classes, frames_csv)
     characters = labels.characters
     if not characters:
@@ -183,24 +206,25 @@ def train(video: str | os.PathLike, labels_csv: str | os.PathLike, out_dir: str 
     if not names:
         raise ScreentimeError(f"--backbone {backbone!r} names no backbone; e.g. colour or colour|model.keras")
 
-    def head_maker(net: Backbone):
+    def head_maker(net: Backbone, kind: str):
         """Makes untrained heads for ``net``'s features (a fused backbone's parts weighed alike)."""
         blocks = getattr(net, "blocks", None)
-        return lambda: make_head(head, seed=seed, epochs=epochs, blocks=blocks)
+        return lambda: make_head(kind, seed=seed, epochs=epochs, blocks=blocks)
 
     candidates = []
-    for name in names:
+    for name, kind in _combinations(names, heads):
         net = load_backbone(name, weights=weights, input_size=input_size)
-        if head == "detector":
+        if kind == "detector":
             net = feature_map_backbone(net, name)  # the detector trains on whole feature maps
         X, Y, times = _labelled_features(video, labels, labels_csv, net, characters, check_times=not candidates)
-        chosen = calibrate(X, Y, times, head_maker(net))
-        candidates.append(_Candidate(name, net, X, Y, chosen))
+        chosen = calibrate(X, Y, times, head_maker(net, kind))
+        label = name if len(heads) == 1 else f"{name} ({kind} head)"
+        candidates.append(_Candidate(label, net, X, Y, chosen, kind))
     picked, choice = pick_backbone(candidates)
-    log.info("fitting the %s head on all %d labelled frames", head, len(picked.Y))
-    model_head = head_maker(picked.net)().fit(picked.X, picked.Y)
+    log.info("fitting the %s head on all %d labelled frames", picked.head, len(picked.Y))
+    model_head = head_maker(picked.net, picked.head)().fit(picked.X, picked.Y)
     model_backbone: Backbone = picked.net
-    if head == "detector":  # backbone and detector run as one at prediction, scores cached
+    if picked.head == "detector":  # backbone and detector run as one at prediction, scores cached
         model_backbone, model_head = with_detector(picked.net, model_head)
     chosen, Y = picked.chosen, picked.Y
     positives = {c: int(Y[:, j].sum()) for j, c in enumerate(characters)}

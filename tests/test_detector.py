@@ -104,3 +104,26 @@ def test_the_detector_needs_a_keras_backbone_on_the_whole_frame(tmp_path, train_
     assert not (tmp_path / "m").exists()
     with pytest.raises(ScreentimeError, match="the detector head trains on whole feature maps"):
         DetectorHead().fit(np.zeros((4, 3), np.float32), np.array([[0], [1], [0], [1]]))
+
+
+def test_validation_chooses_between_heads_as_it_does_between_backbones(tmp_path, train_cartoon, train_labels):
+    from helpers.model import load_model
+    from helpers.pipeline import predict, train
+
+    path = _colour_block_network(tmp_path / "blocks.keras")
+    trained = train(train_cartoon.video, train_labels, tmp_path / "model", backbone=f"colour|{path}@max320",
+                    head="logistic|detector")
+    scores = trained.training["backbone_choice"]["validated_accuracy"]
+    # colour gets no detector (not a network on the whole frame); the whole-frame network gets both heads
+    assert list(scores) == ["colour (logistic head)", f"{path}@max320 (logistic head)",
+                            f"{path}@max320 (detector head)"]
+    picked = trained.training["backbone_choice"]["picked"]
+    assert scores[picked] == max(scores.values())
+    card = json.loads((tmp_path / "model" / "model.json").read_text())
+    assert card["head"]["kind"] == picked.split("(")[1].split()[0]  # the picked candidate's head was saved
+    assert len(predict(train_cartoon.video, tmp_path / "model", tmp_path / "run", fps=1).predictions) == 60
+    assert load_model(tmp_path / "model").head.kind == card["head"]["kind"]
+
+    run = screentime("train", "--video", train_cartoon.video, "--labels", train_labels, "--out", tmp_path / "m",
+                     "--head", "logistic|svm")
+    assert_one_line_error(run, "unknown head 'svm'", "logistic, mlp, detector", status=2)
