@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .calibration import validated_accuracy
 from .model import ScreentimeModel
 
 #: Below this validated accuracy a colour-only model comes with a suggestion to try a network.
@@ -31,15 +32,14 @@ def uses_network(spec: dict[str, Any]) -> bool:
     return spec.get("kind") != "classical"
 
 
-def validated_accuracy(model: ScreentimeModel) -> float | None:
+def _validated_accuracy(model: ScreentimeModel) -> float | None:
     """Out-of-fold accuracy at the model's smoothing strength, or None when validation did not run."""
-    scores = model.training.get("calibration", {}).get("accuracy_by_strength_s")
-    return scores.get(f"{model.smoothing_s:g}") if scores else None
+    return validated_accuracy(model.training.get("calibration", {}), model.smoothing_s)
 
 
 def training_summary(model: ScreentimeModel) -> list[str]:
     """Lines saying how the model validated and, for each backbone tried, how it scored."""
-    accuracy = validated_accuracy(model)
+    accuracy = _validated_accuracy(model)
     if accuracy is None:
         return []
     calibration = model.training["calibration"]
@@ -65,7 +65,7 @@ def stronger_backbone_hint(model: ScreentimeModel) -> str | None:
     """A suggestion when a colour-only model validated below :data:`GOOD_ENOUGH` on at least
     :data:`MIN_LABELS_FOR_ADVICE` labels, else None (also None when ``|`` alternatives were compared:
     the user has chosen what to try)."""
-    accuracy = validated_accuracy(model)
+    accuracy = _validated_accuracy(model)
     if (accuracy is None or accuracy >= GOOD_ENOUGH or uses_network(model.backbone.spec)
             or model.training.get("labelled_frames", 0) < MIN_LABELS_FOR_ADVICE
             or model.training.get("backbone_choice")):

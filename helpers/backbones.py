@@ -250,7 +250,7 @@ class KerasBackbone:
         batch = np.stack(prepared).astype(np.float32)
         step = max(1, MAX_PIXELS_PER_CALL // (batch.shape[1] * batch.shape[2])) if self.frame_width else len(batch)
         out = np.concatenate([self._pooled(batch[i:i + step]) for i in range(0, len(batch), step)])
-        return out.astype(np.float16 if self.pooling == "none" else np.float32)
+        return out.astype(np.float16 if self.pooling == "none" else np.float32, copy=False)
 
     def _pooled(self, batch: np.ndarray) -> np.ndarray:
         out = np.asarray(self._runner.predict_on_batch(self.preprocess(batch)), dtype=np.float32)

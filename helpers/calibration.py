@@ -38,6 +38,13 @@ def choose_strength(scores: dict[float, float], n_labels: int) -> tuple[float, f
     return next(s for s in PREFERENCE if scores[s] >= best - tolerance - 1e-9), tolerance
 
 
+def validated_accuracy(calibration: dict[str, Any], strength_s: float) -> float | None:
+    """Out-of-fold accuracy at ``strength_s`` from what :func:`calibrate` returned (or ``model.json``
+    recorded), or None when validation did not run."""
+    scores = calibration.get("accuracy_by_strength_s")
+    return scores.get(f"{strength_s:g}") if scores else None
+
+
 def time_blocks(times_s: np.ndarray, k: int) -> np.ndarray:
     """Block number (0..k-1) of each sample: k contiguous stretches of time with equal counts."""
     order = np.argsort(times_s, kind="stable")

@@ -26,6 +26,7 @@ import numpy as np
 
 from .backbones import KerasBackbone, keras_module
 from .errors import ScreentimeError, UsageError
+from .heads import class_weighted_bce, sigmoid
 
 HIDDEN = 32  # ReLU units per place of the map
 L2 = 1e-3  # weight decay on both convolutions
@@ -33,10 +34,6 @@ STEPS = 500  # gradient steps of 32 random labelled frames, whatever the number 
 BATCH = 32
 PREDICT_BATCH = 64  # maps scored per call (memory)
 DETECTOR_FILE = "detector.keras"
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
 
 
 def feature_map_backbone(net: Any, name: str) -> KerasBackbone:
@@ -62,7 +59,6 @@ class DetectorHead:
             raise ScreentimeError("the detector head trains on whole feature maps: use screentime train "
                                   "--head detector with a NAME@max backbone")
         keras = keras_module()
-        ops = keras.ops
         keras.utils.set_random_seed(self.seed)
         # Each feature scaled by the spread of its frame maxima, so one decay suits every backbone
         # (at least a quarter of their typical size: a feature whose maximum hardly varies may still
@@ -70,13 +66,6 @@ class DetectorHead:
         maxima = np.concatenate([maps[i:i + PREDICT_BATCH].max(axis=(1, 2)).astype(np.float32)
                                  for i in range(0, len(maps), PREDICT_BATCH)])
         scale = np.maximum(maxima.std(axis=0), 0.25 * np.sqrt((maxima ** 2).mean(axis=0))) + 1e-3
-        positives = Y.mean(axis=0).clip(1e-3, 1 - 1e-3)
-        pos_weight = ((1 - positives) / positives).astype(np.float32)
-
-        def weighted_bce(y_true, logits):
-            p = ops.clip(ops.sigmoid(logits), 1e-7, 1 - 1e-7)
-            return ops.mean(-(pos_weight * y_true * ops.log(p) + (1 - y_true) * ops.log(1 - p)), axis=-1)
-
         decay = keras.regularizers.l2(L2)
         self.model = keras.Sequential([
             keras.Input((None, None, maps.shape[-1]), dtype=maps.dtype),  # float16 maps: cast inside
@@ -85,7 +74,8 @@ class DetectorHead:
             keras.layers.Conv2D(Y.shape[1], 1, kernel_regularizer=decay),
             keras.layers.GlobalMaxPooling2D(),
         ])
-        self.model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=weighted_bce)
+        self.model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                           loss=class_weighted_bce(Y, keras.ops, from_logits=True))
         steps = self.epochs * math.ceil(len(maps) / BATCH) if self.epochs else STEPS
         batches = _random_batches(maps, Y, self.seed)
         for _ in range(steps):  # batch by batch: model.fit on a generator kept every fold's maps alive
@@ -99,7 +89,7 @@ class DetectorHead:
         return np.concatenate(out) if out else np.zeros((0, int(self.model.output_shape[-1])), np.float32)
 
     def predict_proba(self, maps: np.ndarray) -> np.ndarray:
-        return _sigmoid(self.scores(maps))
+        return sigmoid(self.scores(maps))
 
     def digest(self) -> str:
         """A short hash of the weights: part of the feature cache key of a :class:`DetectorBackbone`."""
@@ -137,8 +127,7 @@ class DetectorBackbone:
     detector's per-character scores (small, and cached under the detector's weights)."""
 
     def __init__(self, base: KerasBackbone, detector: DetectorHead):
-        self.base, self.detector = base, detector
-        base.pooling = "none"
+        self.base, self.detector = feature_map_backbone(base, base.spec["name"]), detector
         name = f"{base.spec['name']}+detector"
         self.spec = {"kind": "detector", "name": name, "base": dict(base.spec), "input_size": base.spec["input_size"],
                      "preprocessing": "the base backbone's; then the detector's best place per character"}
@@ -168,7 +157,7 @@ class SigmoidHead:
         return self
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return _sigmoid(np.asarray(X, dtype=np.float32))
+        return sigmoid(np.asarray(X, dtype=np.float32))
 
     def save(self, folder: Path) -> None:
         """Nothing to save: the detector is saved with the backbone."""

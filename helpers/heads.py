@@ -31,8 +31,23 @@ class Head(Protocol):
     def save(self, folder: Path) -> None: ...
 
 
-def _sigmoid(z: np.ndarray) -> np.ndarray:
+def sigmoid(z: np.ndarray) -> np.ndarray:
+    """Probabilities from scores (logits), without overflow."""
     return 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
+
+
+def class_weighted_bce(Y: np.ndarray, ops, *, balanced: bool = True, from_logits: bool = False):
+    """A Keras loss: binary cross-entropy per character, each character's positives weighted by
+    negatives / positives in ``Y`` (``balanced``) so that a rare character counts as much as a common
+    one. ``from_logits``: the model outputs scores, not probabilities."""
+    positives = Y.mean(axis=0).clip(1e-3, 1 - 1e-3)
+    pos_weight = ((1 - positives) / positives).astype(np.float32) if balanced else np.ones(Y.shape[1], np.float32)
+
+    def loss(y_true, y_pred):
+        p = ops.clip(ops.sigmoid(y_pred) if from_logits else y_pred, 1e-7, 1 - 1e-7)
+        return ops.mean(-(pos_weight * y_true * ops.log(p) + (1 - y_true) * ops.log(1 - p)), axis=-1)
+
+    return loss
 
 
 class _Standardiser:
@@ -89,7 +104,7 @@ class LogisticHead:
         return self
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        return _sigmoid(self.scaler(X) @ self.coef.T + self.intercept)
+        return sigmoid(self.scaler(X) @ self.coef.T + self.intercept)
 
     def save(self, folder: Path) -> None:
         np.savez(folder / "head.npz", mean=self.scaler.mean, scale=self.scaler.scale,
@@ -120,24 +135,15 @@ class MLPHead:
         from .backbones import keras_module
 
         keras = keras_module()
-        ops = keras.ops
         keras.utils.set_random_seed(self.seed)
         self.scaler.fit(X)
-        positives = Y.mean(axis=0).clip(1e-3, 1 - 1e-3)
-        pos_weight = ((1 - positives) / positives).astype(np.float32)
-
-        def weighted_bce(y_true, y_pred):
-            y_pred = ops.clip(y_pred, 1e-7, 1 - 1e-7)
-            loss = -(pos_weight * y_true * ops.log(y_pred) + (1 - y_true) * ops.log(1 - y_pred))
-            return ops.mean(loss, axis=-1)
-
         self.model = keras.Sequential([
             keras.Input((X.shape[1],)),
             keras.layers.Dense(self.hidden, activation="relu"),
             keras.layers.Dropout(self.dropout, seed=self.seed),
             keras.layers.Dense(Y.shape[1], activation="sigmoid"),
         ])
-        self.model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=weighted_bce)
+        self.model.compile(optimizer=keras.optimizers.Adam(1e-3), loss=class_weighted_bce(Y, keras.ops))
         fit = self.model.fit(self.scaler(X), Y, epochs=self.epochs, batch_size=32, verbose=0, shuffle=True)
         self.history = {k: [float(v) for v in vals] for k, vals in fit.history.items()}
         return self

@@ -174,22 +174,13 @@ class ExperimentMLP:
 
     def fit(self, X: np.ndarray, Y: np.ndarray, validation: tuple[np.ndarray, np.ndarray] | None = None) -> ExperimentMLP:
         from .backbones import keras_module
+        from .heads import class_weighted_bce
 
         keras = keras_module()
-        ops = keras.ops
         keras.utils.set_random_seed(self.seed)
         self.mean = X.mean(axis=0)
         std = X.std(axis=0)
         self.scale = np.where(std > 1e-8, std, 1.0)
-        positives = Y.mean(axis=0).clip(1e-3, 1 - 1e-3)
-        pos_weight = ((1 - positives) / positives).astype(np.float32) if self.class_weights \
-            else np.ones(Y.shape[1], np.float32)
-
-        def weighted_bce(y_true, y_pred):
-            y_pred = ops.clip(y_pred, 1e-7, 1 - 1e-7)
-            loss = -(pos_weight * y_true * ops.log(y_pred) + (1 - y_true) * ops.log(1 - y_pred))
-            return ops.mean(loss, axis=-1)
-
         layers: list[Any] = [keras.Input((X.shape[1],))]
         for i, size in enumerate(self.hidden):
             layers.append(keras.layers.Dense(size, activation="relu"))
@@ -197,7 +188,8 @@ class ExperimentMLP:
                 layers.append(keras.layers.Dropout(self.dropout, seed=self.seed + i))
         layers.append(keras.layers.Dense(Y.shape[1], activation="sigmoid"))
         self.model = keras.Sequential(layers)
-        self.model.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss=weighted_bce,
+        self.model.compile(optimizer=keras.optimizers.Adam(self.learning_rate),
+                           loss=class_weighted_bce(Y, keras.ops, balanced=self.class_weights),
                            metrics=[keras.metrics.BinaryAccuracy(name="accuracy")])
         callbacks = []
         val = None

@@ -13,7 +13,7 @@ import pandas as pd
 
 from . import __version__
 from .backbones import SPATIAL_SUFFIX, Backbone, load_backbone
-from .calibration import MIN_LABELS, calibrate
+from .calibration import MIN_LABELS, calibrate, validated_accuracy
 from .detector import feature_map_backbone, with_detector
 from .errors import ScreentimeError, UsageError
 from .features import cache_enabled, extract_features
@@ -94,8 +94,7 @@ class _Candidate:
     @property
     def validated_accuracy(self) -> float | None:
         """Out-of-fold exact accuracy at the chosen smoothing strength (None when validation could not run)."""
-        scores = self.chosen.get("accuracy_by_strength_s")
-        return scores[f"{self.chosen['strength_s']:g}"] if scores else None
+        return validated_accuracy(self.chosen, self.chosen["strength_s"])
 
 
 #: A label's time_s may differ from its frame's time by this much before train warns (typed or rounded times).
