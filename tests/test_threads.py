@@ -77,8 +77,15 @@ def test_an_idle_worker_leaves_no_thread_behind():
     worker.close()
 
 
-def test_a_detector_error_surfaces_in_the_main_thread(short_cartoon, monkeypatch):
-    """A frame PySceneDetect cannot take (greyscale instead of BGR) fails the feature pass itself."""
+def test_a_detector_error_reaches_the_main_thread(short_cartoon, monkeypatch):
+    """A frame PySceneDetect cannot take (greyscale instead of BGR) fails shot detection in the main thread.
+
+    PySceneDetect runs in a thread of its own, so the feature pass itself raises the error only if
+    that thread judged the bad looks before the pass ended (the next looks handed over raise it:
+    see test_an_error_in_the_worker_is_raised_in_the_submitting_thread); ``finish`` raises it in any
+    case. Which of the two comes first depends on how busy the machine is, so only the second is
+    asserted here.
+    """
     from helpers.backbones import ColourBackbone
     from helpers.features import extract_features
     from helpers.shots import CutDetector
@@ -89,8 +96,10 @@ def test_a_detector_error_surfaces_in_the_main_thread(short_cartoon, monkeypatch
     def watch_grey(index, time_s, image):
         cuts(index, time_s, lambda: cv2.cvtColor(image(), cv2.COLOR_BGR2GRAY))
 
-    with pytest.raises(cv2.error):
+    try:
         extract_features(short_cartoon.video, ColourBackbone(), fps=1, watch=watch_grey)
+    except cv2.error:
+        pass  # the detector's thread got to the bad looks while the pass was still running
     with pytest.raises(cv2.error):
         cuts.finish()
 
