@@ -196,13 +196,26 @@ def fully_convolutional(model: Any) -> Any:
     return keras.Model(flexible.inputs, output)
 
 
+def max_pool_places(maps: np.ndarray, size: int) -> np.ndarray:
+    """Feature maps (n, height, width, channels) with each ``size`` x ``size`` block of places reduced
+    to its maximum (a partial block at the bottom or right edge too)."""
+    if size == 1:
+        return maps
+    n, height, width, channels = maps.shape
+    tall, wide = -(-height // size) * size, -(-width // size) * size
+    if (tall, wide) != (height, width):
+        maps = np.pad(maps, ((0, 0), (0, tall - height), (0, wide - width), (0, 0)), constant_values=-np.inf)
+    return maps.reshape(n, tall // size, size, wide // size, size, channels).max(axis=(2, 4))
+
+
 class KerasBackbone:
     """A Keras image model used as a feature extractor.
 
     By default a frame is resized to the model's square input and spatial outputs are averaged.
     With ``frame_width`` (``NAME@max``) the frame keeps its aspect ratio at that width, the network
     runs fully convolutionally, and its last feature map is reduced by ``pooling`` (max or avg), or
-    kept whole with ``pooling="none"`` (float16 maps for :mod:`helpers.detector`; never cached).
+    kept as a map with ``pooling="none"`` (float16 maps for :mod:`helpers.detector`, each
+    ``map_pool`` x ``map_pool`` block of places reduced to its maximum; never cached).
     """
 
     def __init__(self, model: Any, preprocess: Callable[[np.ndarray], np.ndarray], spec: dict[str, Any],
@@ -211,6 +224,7 @@ class KerasBackbone:
         self.preprocess = preprocess
         self.size = int(spec["input_size"])
         self.pooling, self.frame_width = pooling, frame_width
+        self.map_pool = 1  # with pooling="none": places merged map_pool x map_pool (max)
         self.spec = {**spec, "pooling": pooling, "frame_width": frame_width} if frame_width else spec
         network = fully_convolutional(model) if frame_width else model
         self.precision = choose_precision(network)
@@ -254,8 +268,8 @@ class KerasBackbone:
 
     def _pooled(self, batch: np.ndarray) -> np.ndarray:
         out = np.asarray(self._runner.predict_on_batch(self.preprocess(batch)), dtype=np.float32)
-        if self.pooling == "none":
-            return out.astype(np.float16)  # half the memory of whole maps; a detector reads them as float32
+        if self.pooling == "none":  # float16: half the memory; a detector reads them as float32
+            return max_pool_places(out, self.map_pool).astype(np.float16)
         if out.ndim > 2:
             axes = tuple(range(1, out.ndim - 1))
             out = out.max(axis=axes) if self.pooling == "max" else out.mean(axis=axes)

@@ -3,16 +3,17 @@
 ``NAME@max`` keeps, for each of the backbone's features, its maximum over the frame, and a
 logistic head then weighs those maxima. That loses *where* each feature fired: a ball in TOM's
 colours in one corner and an ear shape in another add up like a cat. The detector looks at every
-place of the feature map instead: a 1x1 convolution (32 ReLU units) and a second one give each
-place one score per character, and a frame's score is the best place's. It is trained on the
-frames' labels alone (a character is in the frame if some place shows it: multiple-instance
-learning). On the hard benchmark it scored 2-6 points above ``@max`` with the logistic head
-(docs/accuracy.md); with a few dozen labels it can fail where the logistic head does not.
+place of the feature map instead (each 2x2 block of places reduced to its maximum first): a 1x1
+convolution (32 ReLU units) and a second one give each place one score per character, and a frame's
+score is the best place's. It is trained on the frames' labels alone (a character is in the frame
+if some place shows it: multiple-instance learning). On the hard benchmark it scored 2-6 points
+above ``@max`` with the logistic head (docs/accuracy.md); with a few dozen labels it can fail where
+the logistic head does not.
 
 At prediction the backbone and the trained detector run as one :class:`DetectorBackbone`, whose
 "features" are the per-character scores, so features stay small and cacheable; the model's head,
-:class:`SigmoidHead`, turns scores into probabilities. Whole maps exist only for the labelled
-frames while training (float16, about 0.8 MB a frame for a 640x360 frame through SqueezeNet).
+:class:`SigmoidHead`, turns scores into probabilities. Maps exist only for the labelled
+frames while training (float16, about 0.2 MB a frame for a 640x360 frame through SqueezeNet).
 """
 
 from __future__ import annotations
@@ -34,14 +35,19 @@ STEPS = 500  # gradient steps of 32 random labelled frames, whatever the number 
 BATCH = 32
 PREDICT_BATCH = 64  # maps scored per call (memory)
 DETECTOR_FILE = "detector.keras"
+#: Each 2x2 block of the backbone's map is reduced to its maximum before the detector sees it: a
+#: quarter of the memory and a third of the training time, and as accurate on the benchmark
+#: (docs/accuracy.md). Models saved before it was introduced record no map_pool and used 1.
+MAP_POOL = 2
 
 
-def feature_map_backbone(net: Any, name: str) -> KerasBackbone:
-    """``net`` switched to handing over whole feature maps; it must be a Keras backbone run on the whole frame."""
+def feature_map_backbone(net: Any, name: str, map_pool: int = MAP_POOL) -> KerasBackbone:
+    """``net`` switched to handing over feature maps (``map_pool`` x ``map_pool`` blocks of places
+    max-pooled); it must be a Keras backbone run on the whole frame."""
     if not isinstance(net, KerasBackbone) or not net.frame_width:
         raise UsageError(f"--head detector needs one Keras backbone run on the whole frame, such as "
                          f"model.keras@max or mobilenet_v2@max, not {name!r}")
-    net.pooling = "none"
+    net.pooling, net.map_pool = "none", map_pool
     return net
 
 
@@ -126,13 +132,15 @@ class DetectorBackbone:
     """A whole-frame Keras backbone and a trained detector as one backbone: its features are the
     detector's per-character scores (small, and cached under the detector's weights)."""
 
-    def __init__(self, base: KerasBackbone, detector: DetectorHead):
-        self.base, self.detector = feature_map_backbone(base, base.spec["name"]), detector
+    def __init__(self, base: KerasBackbone, detector: DetectorHead, map_pool: int = MAP_POOL):
+        self.base, self.detector = feature_map_backbone(base, base.spec["name"], map_pool), detector
         name = f"{base.spec['name']}+detector"
         self.spec = {"kind": "detector", "name": name, "base": dict(base.spec), "input_size": base.spec["input_size"],
-                     "preprocessing": "the base backbone's; then the detector's best place per character"}
-        key = base.pooled_cache_key
-        self.cache_key = None if key is None else f"{key}-detector-{detector.digest()}"
+                     "map_pool": map_pool,
+                     "preprocessing": f"the base backbone's map, {map_pool}x{map_pool} places max-pooled; "
+                                      "then the detector's best place per character"}
+        key, pooled = base.pooled_cache_key, "" if map_pool == 1 else f"-pool{map_pool}"
+        self.cache_key = None if key is None else f"{key}-detector{pooled}-{detector.digest()}"
 
     def prepare(self, image: np.ndarray) -> np.ndarray:
         return self.base.prepare(image)
@@ -169,7 +177,7 @@ class SigmoidHead:
 
 def with_detector(base: KerasBackbone, detector: DetectorHead) -> tuple[DetectorBackbone, SigmoidHead]:
     """The backbone and head of a model whose detector was trained on ``base``'s feature maps."""
-    return DetectorBackbone(base, detector), SigmoidHead()
+    return DetectorBackbone(base, detector, base.map_pool), SigmoidHead()
 
 
 def save_detector_backbone(backbone: DetectorBackbone, model_dir: Path) -> dict[str, Any]:
@@ -186,4 +194,4 @@ def detector_backbone_from_spec(spec: dict[str, Any], model_dir: Path) -> Detect
 
     base = backbone_from_spec(spec["base"], model_dir)
     assert isinstance(base, KerasBackbone)
-    return DetectorBackbone(base, DetectorHead.load(model_dir / spec["detector"]))
+    return DetectorBackbone(base, DetectorHead.load(model_dir / spec["detector"]), int(spec.get("map_pool", 1)))

@@ -7,8 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from helpers.backbones import keras_module, load_backbone
-from helpers.detector import DetectorBackbone, DetectorHead, feature_map_backbone
+from helpers.backbones import keras_module, load_backbone, max_pool_places
+from helpers.detector import (DetectorBackbone, DetectorHead, detector_backbone_from_spec, feature_map_backbone,
+                              save_detector_backbone)
 from helpers.errors import ScreentimeError
 from helpers.heads import LogisticHead
 
@@ -61,13 +62,34 @@ def test_the_detector_sees_what_is_together_in_one_place_which_the_maximum_loses
 
     maps = feature_map_backbone(load_backbone(f"{path}@max320"), "blocks.keras@max320")
     M = maps.features(train_frames)
-    assert M.shape == (80, 22, 40, 2) and M.dtype == np.float16 and maps.cache_key is None  # maps are never cached
+    # the 22x40 map, each 2x2 block of places max-pooled; maps are never cached
+    assert M.shape == (80, 11, 20, 2) and M.dtype == np.float16 and maps.cache_key is None
     detector = DetectorHead().fit(M, Y)  # ...the detector, looking at each place, can
     assert ((detector.predict_proba(maps.features(test_frames)) >= 0.5) == Y_test).mean() >= 0.95
 
     combined = DetectorBackbone(maps, detector)  # what a trained model predicts with
-    assert combined.dim == 1 and combined.cache_key.startswith(pooled.cache_key + "-detector-")
+    assert combined.dim == 1 and combined.cache_key.startswith(pooled.cache_key + "-detector-pool2-")
     assert np.allclose(combined.features(test_frames), detector.scores(maps.features(test_frames)), atol=1e-5)
+
+
+def test_map_places_are_max_pooled_in_blocks_including_partial_ones_at_the_edges():
+    maps = np.arange(15, dtype=np.float32).reshape(1, 3, 5, 1)  # rows 0-4, 5-9, 10-14
+    assert max_pool_places(maps, 2)[0, :, :, 0].tolist() == [[6, 8, 9], [11, 13, 14]]
+    assert max_pool_places(maps, 1) is maps
+
+
+def test_a_detector_saved_before_map_pooling_still_sees_whole_maps(tmp_path):
+    """Models from before MAP_POOL record no map_pool: they are rebuilt with whole maps, as trained."""
+    path = _colour_block_network(tmp_path / "blocks.keras")
+    frames, Y = _frames(np.random.default_rng(1), 40)
+    maps = feature_map_backbone(load_backbone(f"{path}@max320"), "blocks", map_pool=1)
+    detector = DetectorHead(epochs=2).fit(maps.features(frames), Y)
+    old = DetectorBackbone(maps, detector, map_pool=1)
+    spec = save_detector_backbone(old, tmp_path)
+    del spec["map_pool"]
+    again = detector_backbone_from_spec(spec, tmp_path)
+    assert again.base.map_pool == 1 and again.cache_key == old.cache_key and "-pool" not in old.cache_key
+    assert np.allclose(again.features(frames[:4]), old.features(frames[:4]), atol=1e-5)
 
 
 def test_a_detector_model_round_trips_and_caches_its_scores(tmp_path, train_cartoon, train_labels):
