@@ -6,7 +6,7 @@ colours in one corner and an ear shape in another add up like a cat. The detecto
 place of the feature map instead (each 2x2 block of places reduced to its maximum first): a 1x1
 convolution (32 ReLU units) and a second one give each place one score per character, and a frame's
 score is the best place's. It is trained on the frames' labels alone (a character is in the frame
-if some place shows it: multiple-instance learning). On the hard benchmark it scored 2-6 points
+if some place shows it: multiple-instance learning). On the hard benchmark it scored 0.4-6.5 points
 above ``@max`` with the logistic head (docs/accuracy.md); with a few dozen labels it can fail where
 the logistic head does not.
 
@@ -36,8 +36,8 @@ BATCH = 32
 PREDICT_BATCH = 64  # maps scored per call (memory)
 DETECTOR_FILE = "detector.keras"
 #: Each 2x2 block of the backbone's map is reduced to its maximum before the detector sees it: a
-#: quarter of the memory and a third of the training time, and as accurate on the benchmark
-#: (docs/accuracy.md). Models saved before it was introduced record no map_pool and used 1.
+#: quarter of the memory per labelled frame, a third of the time per fit, and as accurate or more on
+#: the benchmark (docs/accuracy.md). Models saved before it record no map_pool and used 1.
 MAP_POOL = 2
 
 
