@@ -93,6 +93,18 @@ def check_split(Y: np.ndarray, split: Split, characters: Sequence[str]) -> list[
             f"its validation scores for {name} say little" for name in check_both_classes(Y[split.validation], characters)]
 
 
+def curve_configuration(backbone: str, head: str) -> tuple[str, str]:
+    """The one backbone and head that a learning curve uses: the first pair ``screentime train``
+    would validate among ``backbone`` and ``head`` (alternatives joined with ``|``)."""
+    from .pipeline import ALTERNATIVES, combinations, parse_heads
+
+    heads = parse_heads(head)
+    names = [name.strip() for name in str(backbone).split(ALTERNATIVES) if name.strip()]
+    if not names:
+        raise ScreentimeError(f"backbone {backbone!r} names no backbone; e.g. colour or colour|model.keras@max")
+    return combinations(names, heads)[0]
+
+
 def label_count_curve(X: np.ndarray, Y: np.ndarray, split: Split, characters: Sequence[str],
                       frames: pd.DataFrame, head: str = "logistic", steps: Sequence[int] = (8, 4, 2, 1),
                       seed: int = 0, epochs: int | None = None) -> pd.DataFrame:

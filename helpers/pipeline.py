@@ -150,7 +150,7 @@ def parse_heads(head: str) -> list[str]:
     return heads
 
 
-def _combinations(names: list[str], heads: list[str]) -> list[tuple[str, str]]:
+def combinations(names: list[str], heads: list[str]) -> list[tuple[str, str]]:
     """(backbone, head) pairs to validate. With several heads, the detector is tried only on
     backbones run on the whole frame (``NAME@max``, not fused); with the detector alone, any other
     backbone is an error (raised when it is loaded)."""
@@ -211,7 +211,7 @@ def train(video: str | os.PathLike, labels_csv: str | os.PathLike, out_dir: str 
         return lambda: make_head(kind, seed=seed, epochs=epochs, blocks=blocks)
 
     candidates = []
-    for name, kind in _combinations(names, heads):
+    for name, kind in combinations(names, heads):
         net = load_backbone(name, weights=weights, input_size=input_size)
         if kind == "detector":
             net = feature_map_backbone(net, name)  # the detector trains on whole feature maps

@@ -156,6 +156,24 @@ def test_the_notebooks_run_on_a_users_video_with_a_tutorial_mapping_csv(tmp_path
     assert (out / "predict" / "scores.json").is_file()  # scored against train_truth.csv beside the video
 
 
+def test_03_trains_the_detector_head_and_validates_alternatives(tmp_path, train_cartoon, train_labels):
+    """head "detector|logistic" over two backbones: the curve uses the first pair (the detector on the
+    network's maps), validation tries every pair that fits, and the best is saved."""
+    from .test_detector import _colour_block_network
+
+    network = _colour_block_network(tmp_path / "blocks.keras")
+    out = run_notebooks(train_cartoon.video, train_labels, tmp_path / "run",
+                        {"quick": True, "backbone": f"{network}@max320|colour", "head": "detector|logistic"},
+                        names=["02_label_review", "03_train"], echo=lambda line: None)
+    text = _text(_read(out / "03_train.ipynb"))
+    assert f"sections 1 and 3 use the first alternative, {network}@max320 with the detector head" in text
+    assert "-> 11 x 20 x 2 features each" in text  # the detector's maps: 22x40 places pooled 2x2, 2 channels
+    assert (out / "figures" / "03_learning_curves.png").is_file()
+    choice = json.loads((out / "model" / "model.json").read_text())["training"]["backbone_choice"]
+    assert list(choice["validated_accuracy"]) == [f"{network}@max320 (detector head)", f"{network}@max320 (logistic head)",
+                                                  "colour (logistic head)"]  # no detector on colour
+
+
 def test_a_failing_notebook_is_named_with_its_cell(tmp_path, train_labels):
     bad = tmp_path / "broken.mp4"
     bad.write_bytes(b"this is not a video" * 100)
