@@ -30,6 +30,9 @@ from .errors import ScreentimeError, UsageError
 from .heads import class_weighted_bce, sigmoid
 
 HIDDEN = 32  # ReLU units per place of the map
+#: Detectors trained side by side from different starting weights, their scores averaged: one alone
+#: scored 1-2 points lower with some starting weights than with others (docs/accuracy.md).
+MEMBERS = 3
 L2 = 1e-3  # weight decay on both convolutions
 STEPS = 500  # gradient steps of 32 random labelled frames, whatever the number of labels
 BATCH = 32
@@ -56,9 +59,9 @@ class DetectorHead:
 
     kind = "detector"
 
-    def __init__(self, seed: int = 0, epochs: int | None = None, hidden: int = HIDDEN):
-        self.seed, self.epochs, self.hidden = seed, epochs, hidden
-        self.model = None
+    def __init__(self, seed: int = 0, epochs: int | None = None, hidden: int = HIDDEN, members: int = MEMBERS):
+        self.seed, self.epochs, self.hidden, self.members = seed, epochs, hidden, members
+        self.model = None  # maps -> the members' mean score per character (what is saved)
 
     def fit(self, maps: np.ndarray, Y: np.ndarray) -> "DetectorHead":
         if maps.ndim != 4:
@@ -73,19 +76,33 @@ class DetectorHead:
                                  for i in range(0, len(maps), PREDICT_BATCH)])
         scale = np.maximum(maxima.std(axis=0), 0.25 * np.sqrt((maxima ** 2).mean(axis=0))) + 1e-3
         decay = keras.regularizers.l2(L2)
-        self.model = keras.Sequential([
-            keras.Input((None, None, maps.shape[-1]), dtype=maps.dtype),  # float16 maps: cast inside
-            keras.layers.Rescaling(1.0 / scale),
-            keras.layers.Conv2D(self.hidden, 1, activation="relu", kernel_regularizer=decay),
-            keras.layers.Conv2D(Y.shape[1], 1, kernel_regularizer=decay),
-            keras.layers.GlobalMaxPooling2D(),
-        ])
-        self.model.compile(optimizer=keras.optimizers.Adam(1e-3),
-                           loss=class_weighted_bce(Y, keras.ops, from_logits=True))
+        rescale = keras.layers.Rescaling(1.0 / scale)
+        members = [[keras.layers.Conv2D(self.hidden, 1, activation="relu", kernel_regularizer=decay),
+                    keras.layers.Conv2D(Y.shape[1], 1, kernel_regularizer=decay),
+                    keras.layers.GlobalMaxPooling2D()] for _ in range(self.members)]
+
+        def score(member: list, maps_in: Any) -> Any:
+            for layer in member:
+                maps_in = layer(maps_in)
+            return maps_in
+
+        def new_input() -> Any:
+            return keras.Input((None, None, maps.shape[-1]), dtype=maps.dtype)  # float16 maps: cast inside
+
+        # Trained side by side, each member on its own random batches from its own starting weights
+        # (the sum of their losses: each learns from its own); used as one, their scores averaged.
+        inputs = [new_input() for _ in members]
+        trainer = keras.Model(inputs, [score(m, rescale(x)) for m, x in zip(members, inputs)])
+        trainer.compile(optimizer=keras.optimizers.Adam(1e-3),
+                        loss=[class_weighted_bce(Y, keras.ops, from_logits=True)] * self.members)
+        frame_maps = new_input()
+        scores = [score(m, rescale(frame_maps)) for m in members]
+        self.model = keras.Model(frame_maps, keras.layers.Average()(scores) if len(scores) > 1 else scores[0])
         steps = self.epochs * math.ceil(len(maps) / BATCH) if self.epochs else STEPS
-        batches = _random_batches(maps, Y, self.seed)
+        streams = [_random_batches(maps, Y, self.seed + i) for i in range(self.members)]
         for _ in range(steps):  # batch by batch: model.fit on a generator kept every fold's maps alive
-            self.model.train_on_batch(*next(batches))
+            batches = [next(stream) for stream in streams]
+            trainer.train_on_batch([b[0] for b in batches], [b[1] for b in batches])
         return self
 
     def scores(self, maps: np.ndarray) -> np.ndarray:
