@@ -98,7 +98,9 @@ def test_a_detector_model_round_trips_and_caches_its_scores(tmp_path, train_cart
     from helpers.pipeline import predict, train
 
     path = _colour_block_network(tmp_path / "blocks.keras")
-    trained = train(train_cartoon.video, train_labels, tmp_path / "model", backbone=f"{path}@max320", head="detector")
+    # 10 passes over the 60 labels (20 steps) instead of 500 steps: this test is about files and caches
+    trained = train(train_cartoon.video, train_labels, tmp_path / "model", backbone=f"{path}@max320", head="detector",
+                    epochs=10)
     card = json.loads((tmp_path / "model" / "model.json").read_text())
     assert card["head"] == {"kind": "detector"} and card["backbone"]["kind"] == "detector"
     assert card["backbone"]["base"]["pooling"] == "max" and card["backbone"]["base"]["frame_width"] == 320
@@ -134,7 +136,7 @@ def test_validation_chooses_between_heads_as_it_does_between_backbones(tmp_path,
 
     path = _colour_block_network(tmp_path / "blocks.keras")
     trained = train(train_cartoon.video, train_labels, tmp_path / "model", backbone=f"colour|{path}@max320",
-                    head="logistic|detector")
+                    head="logistic|detector", epochs=10)  # 20 steps instead of 500: this test is about choosing
     scores = trained.training["backbone_choice"]["validated_accuracy"]
     # colour gets no detector (not a network on the whole frame); the whole-frame network gets both heads
     assert list(scores) == ["colour (logistic head)", f"{path}@max320 (logistic head)",
