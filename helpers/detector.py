@@ -77,14 +77,9 @@ class DetectorHead:
         scale = np.maximum(maxima.std(axis=0), 0.25 * np.sqrt((maxima ** 2).mean(axis=0))) + 1e-3
         decay = keras.regularizers.l2(L2)
         rescale = keras.layers.Rescaling(1.0 / scale)
-        members = [[keras.layers.Conv2D(self.hidden, 1, activation="relu", kernel_regularizer=decay),
-                    keras.layers.Conv2D(Y.shape[1], 1, kernel_regularizer=decay),
-                    keras.layers.GlobalMaxPooling2D()] for _ in range(self.members)]
-
-        def score(member: list, maps_in: Any) -> Any:
-            for layer in member:
-                maps_in = layer(maps_in)
-            return maps_in
+        members = [keras.Sequential([keras.layers.Conv2D(self.hidden, 1, activation="relu", kernel_regularizer=decay),
+                                     keras.layers.Conv2D(Y.shape[1], 1, kernel_regularizer=decay),
+                                     keras.layers.GlobalMaxPooling2D()]) for _ in range(self.members)]
 
         def new_input() -> Any:
             return keras.Input((None, None, maps.shape[-1]), dtype=maps.dtype)  # float16 maps: cast inside
@@ -92,11 +87,11 @@ class DetectorHead:
         # Trained side by side, each member on its own random batches from its own starting weights
         # (the sum of their losses: each learns from its own); used as one, their scores averaged.
         inputs = [new_input() for _ in members]
-        trainer = keras.Model(inputs, [score(m, rescale(x)) for m, x in zip(members, inputs)])
+        trainer = keras.Model(inputs, [member(rescale(x)) for member, x in zip(members, inputs)])
         trainer.compile(optimizer=keras.optimizers.Adam(1e-3),
                         loss=[class_weighted_bce(Y, keras.ops, from_logits=True)] * self.members)
         frame_maps = new_input()
-        scores = [score(m, rescale(frame_maps)) for m in members]
+        scores = [member(rescale(frame_maps)) for member in members]
         self.model = keras.Model(frame_maps, keras.layers.Average()(scores) if len(scores) > 1 else scores[0])
         steps = self.epochs * math.ceil(len(maps) / BATCH) if self.epochs else STEPS
         streams = [_random_batches(maps, Y, self.seed + i) for i in range(self.members)]

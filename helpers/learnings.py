@@ -96,13 +96,9 @@ def check_split(Y: np.ndarray, split: Split, characters: Sequence[str]) -> list[
 def curve_configuration(backbone: str, head: str) -> tuple[str, str]:
     """The one backbone and head that a learning curve uses: the first pair ``screentime train``
     would validate among ``backbone`` and ``head`` (alternatives joined with ``|``)."""
-    from .pipeline import ALTERNATIVES, combinations, parse_heads
+    from .pipeline import combinations, parse_backbones, parse_heads
 
-    heads = parse_heads(head)
-    names = [name.strip() for name in str(backbone).split(ALTERNATIVES) if name.strip()]
-    if not names:
-        raise ScreentimeError(f"backbone {backbone!r} names no backbone; e.g. colour or colour|model.keras@max")
-    return combinations(names, heads)[0]
+    return combinations(parse_backbones(backbone), parse_heads(head))[0]
 
 
 def label_count_curve(X: np.ndarray, Y: np.ndarray, split: Split, characters: Sequence[str],

@@ -150,6 +150,14 @@ def parse_heads(head: str) -> list[str]:
     return heads
 
 
+def parse_backbones(backbone: str) -> list[str]:
+    """The backbone names in ``backbone`` (alternatives joined with ``|``); at least one."""
+    names = [part.strip() for part in str(backbone).split(ALTERNATIVES) if part.strip()]
+    if not names:
+        raise ScreentimeError(f"--backbone {backbone!r} names no backbone; e.g. colour or colour|model.keras")
+    return names
+
+
 def combinations(names: list[str], heads: list[str]) -> list[tuple[str, str]]:
     """(backbone, head) pairs to validate. With several heads, the detector is tried only on
     backbones run on the whole frame (``NAME@max``, not fused); with the detector alone, any other
@@ -201,9 +209,7 @@ def train(video: str | os.PathLike, labels_csv: str | os.PathLike, out_dir: str 
     for j, name in enumerate(characters):
         if Y_all[:, j].all():
             raise ScreentimeError(f"every labelled frame shows {name!r}; label some frames without {name} too")
-    names = [part.strip() for part in str(backbone).split(ALTERNATIVES) if part.strip()]
-    if not names:
-        raise ScreentimeError(f"--backbone {backbone!r} names no backbone; e.g. colour or colour|model.keras")
+    names = parse_backbones(backbone)
 
     def head_maker(net: Backbone, kind: str):
         """Makes untrained heads for ``net``'s features (a fused backbone's parts weighed alike)."""
