@@ -83,6 +83,21 @@ def test_smoothing_is_kept_unless_validation_clearly_prefers_none():
     assert choose_strength(perfect, 26) == (0.0, 0.0)
 
 
+def test_a_threshold_far_from_half_must_win_by_more_than_noise():
+    """The same rule for each character's threshold: 0.5 unless another is better beyond validation's noise."""
+    from helpers.calibration import choose_threshold
+
+    y = np.r_[np.ones(30), np.zeros(270)]
+    proba = np.where(y == 1, 0.9, 0.1)
+    proba[:2] = 0.1  # two positives no threshold finds: best accuracy 298/300, one standard error 1.4 labels
+    proba[30] = 0.6  # one negative that only thresholds above 0.6 get right: one label, noise
+    assert choose_threshold(proba, y) == (0.5, pytest.approx(0.0047, abs=1e-4))
+    proba[30:40] = 0.6  # ten such negatives: 3 points, evidence
+    assert choose_threshold(proba, y)[0] == 0.65
+    proba[30:40], proba[:2] = 0.1, 0.9  # everything right at 0.5: a perfect score has no noise
+    assert choose_threshold(proba, y) == (0.5, 0.0)
+
+
 def test_too_few_labels_keep_the_defaults():
     X, Y = np.zeros((5, 3)), np.array([[0], [1], [0], [1], [0]])
     chosen = calibrate(X, Y, np.arange(5.0), LogisticHead)
