@@ -71,5 +71,5 @@ def stronger_backbone_hint(model: ScreentimeModel) -> str | None:
             or model.training.get("backbone_choice")):
         return None
     return (f"{model.backbone.spec['name']} features validated at {accuracy:.1%}; colour cannot tell a character "
-            f"from things painted in its colours, and a network run on the whole frame scored 10-23 points higher "
+            f"from things painted in its colours, and a network run on the whole frame scored 9-24 points higher "
             f"on such footage (docs/accuracy.md): try {STRONGER_BACKBONES}")
