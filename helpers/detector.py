@@ -82,7 +82,7 @@ class DetectorHead:
                                      keras.layers.GlobalMaxPooling2D()]) for _ in range(self.members)]
 
         def new_input() -> Any:
-            return keras.Input((None, None, maps.shape[-1]), dtype=maps.dtype)  # float16 maps: cast inside
+            return keras.Input((None, None, maps.shape[-1]))  # float32: see _as_input
 
         # Trained side by side, each member on its own random batches from its own starting weights
         # (the sum of their losses: each learns from its own); used as one, their scores averaged.
@@ -102,7 +102,7 @@ class DetectorHead:
 
     def scores(self, maps: np.ndarray) -> np.ndarray:
         """One score (a logit) per frame and character."""
-        out = [np.asarray(self.model.predict_on_batch(maps[i:i + PREDICT_BATCH]), dtype=np.float32)
+        out = [np.asarray(self.model.predict_on_batch(_as_input(maps[i:i + PREDICT_BATCH])), dtype=np.float32)
                for i in range(0, len(maps), PREDICT_BATCH)]
         return np.concatenate(out) if out else np.zeros((0, int(self.model.output_shape[-1])), np.float32)
 
@@ -130,6 +130,13 @@ class DetectorHead:
         return head
 
 
+def _as_input(maps: np.ndarray) -> np.ndarray:
+    """Maps are kept as float16 (half the memory) and handed to the detector as float32: fed half
+    precision, TensorFlow's CPU kernels print an error line ("oneDNN supports DT_HALF only on
+    platforms with AVX-512") on machines without AVX-512, in the middle of a user's output."""
+    return maps.astype(np.float32, copy=False)
+
+
 def _random_batches(maps: np.ndarray, Y: np.ndarray, seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Endless batches of random labelled frames (with a few dozen labels, Keras epochs would cost
     more than the steps themselves)."""
@@ -137,7 +144,7 @@ def _random_batches(maps: np.ndarray, Y: np.ndarray, seed: int) -> Iterator[tupl
     size = min(BATCH, len(maps))
     while True:
         rows = np.sort(rng.choice(len(maps), size, replace=False))
-        yield maps[rows], Y[rows].astype(np.float32)
+        yield _as_input(maps[rows]), Y[rows].astype(np.float32)
 
 
 class DetectorBackbone:

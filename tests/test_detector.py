@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -151,3 +155,25 @@ def test_validation_chooses_between_heads_as_it_does_between_backbones(tmp_path,
     run = screentime("train", "--video", train_cartoon.video, "--labels", train_labels, "--out", tmp_path / "m",
                      "--head", "logistic|svm")
     assert_one_line_error(run, "unknown head 'svm'", "logistic, mlp, detector", status=2)
+
+
+def test_training_and_scoring_print_nothing_but_their_results(tmp_path):
+    """Maps are stored as float16 but reach TensorFlow as float32: fed half precision, its CPU kernels
+    print an error line (oneDNN and DT_HALF) into the user's output on machines without AVX-512."""
+    script = (
+        "import numpy as np\n"
+        "from helpers.detector import DetectorHead\n"
+        "rng = np.random.default_rng(0)\n"
+        "maps = rng.random((40, 6, 8, 64)).astype(np.float16)  # smaller maps never reach oneDNN\n"
+        "Y = np.array([[i % 2, (i // 2) % 2] for i in range(40)])\n"
+        "head = DetectorHead(epochs=1, members=1).fit(maps, Y)\n"
+        "print(head.predict_proba(maps).shape)\n"
+    )
+    # As a user runs it: the test suite's TF_CPP_MIN_LOG_LEVEL=3 would hide TensorFlow's error lines.
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path,
+                         env={**env, "PYTHONPATH": str(Path(__file__).parents[1])})
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "(40, 2)"
+    assert "DT_HALF" not in run.stderr and "oneDNN" not in run.stderr, run.stderr
+
