@@ -53,6 +53,9 @@ def training_summary(model: ScreentimeModel) -> list[str]:
               "that saw only the others" if count < MIN_LABELS_FOR_ADVICE else "")
     lines = [f"validation ({calibration['validation']}): {accuracy:.1%} of the {count} labelled frames right "
              f"{smoothing}{caveat}"]
+    moved = [f"{name} {t:g}" for name, t in zip(model.characters, model.thresholds) if t != 0.5]
+    if moved:
+        lines.append(f"thresholds moved from 0.5 by validation (better beyond its noise): {', '.join(moved)}")
     choice = model.training.get("backbone_choice")
     if choice:
         lines.append("backbones validated: " + ", ".join(

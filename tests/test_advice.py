@@ -15,12 +15,12 @@ from .conftest import screentime
 
 
 def _model(backbone, accuracy_by_strength: dict[str, float] | None, smoothing_s: float = 1.0,
-           choice: dict | None = None, labels: int = 300) -> ScreentimeModel:
+           choice: dict | None = None, labels: int = 300, thresholds=(0.5, 0.5)) -> ScreentimeModel:
     calibration = {"validation": "5 contiguous time blocks of the labelled frames, out-of-fold"}
     if accuracy_by_strength is not None:
         calibration.update(accuracy_raw=accuracy_by_strength["0"], accuracy_by_strength_s=accuracy_by_strength)
     training = {"labelled_frames": labels, "calibration": calibration, **({"backbone_choice": choice} if choice else {})}
-    return ScreentimeModel(["jerry", "tom"], backbone, LogisticHead(), [0.5, 0.5], training, smoothing_s)
+    return ScreentimeModel(["jerry", "tom"], backbone, LogisticHead(), list(thresholds), training, smoothing_s)
 
 
 def test_the_summary_gives_the_accuracy_at_the_chosen_smoothing_and_without_it():
@@ -36,6 +36,12 @@ def test_smoothing_kept_within_the_noise_is_explained():
     model = _model(ColourBackbone(), {"0": 0.943, "1": 0.94})
     assert "94.0% of the 300 labelled frames right with 1 s of smoothing (94.3% without; within validation's " \
            "noise, so smoothing is kept)" in training_summary(model)[0]
+
+
+def test_a_threshold_moved_from_half_is_named():
+    model = _model(ColourBackbone(), {"0": 0.94, "1": 0.95}, thresholds=(0.65, 0.5))
+    assert training_summary(model)[1] == "thresholds moved from 0.5 by validation (better beyond its noise): jerry 0.65"
+    assert len(training_summary(_model(ColourBackbone(), {"0": 0.94, "1": 0.95}))) == 1  # both at 0.5: no line
 
 
 def test_each_backbone_tried_is_listed_with_its_score():
