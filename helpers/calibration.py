@@ -25,6 +25,13 @@ PREFERENCE = (1.0, 0.5, 2.0, 3.0, 0.0)
 MIN_LABELS = 15
 
 
+def within_noise_of_best(best: float, n_labels: int) -> tuple[float, float]:
+    """The lowest validated accuracy that counts as equally good as ``best`` on ``n_labels`` labels,
+    and the tolerance: one standard error, sqrt(p (1 - p) / n) (0 for a perfect score)."""
+    tolerance = math.sqrt(best * (1 - best) / max(n_labels, 1))
+    return best - tolerance - 1e-9, tolerance
+
+
 def choose_strength(scores: dict[float, float], n_labels: int) -> tuple[float, float]:
     """The preferred strength (``PREFERENCE``) among those whose validated accuracy is within one
     standard error of the best, and that tolerance.
@@ -34,9 +41,8 @@ def choose_strength(scores: dict[float, float], n_labels: int) -> tuple[float, f
     changes only a few labelled samples, so without the rule one label more or less decided it
     (docs/accuracy.md). A perfect score has no noise: then only exact ties count.
     """
-    best = max(scores.values())
-    tolerance = math.sqrt(best * (1 - best) / max(n_labels, 1))
-    return next(s for s in PREFERENCE if scores[s] >= best - tolerance - 1e-9), tolerance
+    floor, tolerance = within_noise_of_best(max(scores.values()), n_labels)
+    return next(s for s in PREFERENCE if scores[s] >= floor), tolerance
 
 
 def choose_threshold(proba: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -47,10 +53,9 @@ def choose_threshold(proba: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     can win by a label or two, which is validation's noise, not evidence (docs/accuracy.md: with
     300 labels, 0.8 for a character whose screen time then came out 3% short).
     """
-    scores = np.array([np.mean((proba >= t) == y.astype(bool)) for t in THRESHOLDS])
-    best = float(scores.max())
-    tolerance = math.sqrt(best * (1 - best) / max(len(y), 1))
-    candidates = [t for t, s in zip(THRESHOLDS, scores) if s >= best - tolerance - 1e-9]
+    scores = [np.mean((proba >= t) == y.astype(bool)) for t in THRESHOLDS]
+    floor, tolerance = within_noise_of_best(max(scores), len(y))
+    candidates = [t for t, s in zip(THRESHOLDS, scores) if s >= floor]
     return float(min(candidates, key=lambda t: abs(t - 0.5))), tolerance
 
 
@@ -102,8 +107,8 @@ def calibrate(X: np.ndarray, Y: np.ndarray, times_s: np.ndarray, make_head: Call
     proba, Y, times, blocks = proba[order], Y[order], times_s[order], blocks[order]
     breaks = [i for i in range(1, len(blocks)) if blocks[i] != blocks[i - 1]]
 
-    thresholds, threshold_tolerances = zip(*(choose_threshold(proba[:, j], Y[:, j]) for j in range(n_chars)))
-    thresholds = list(thresholds)
+    chosen = [choose_threshold(proba[:, j], Y[:, j]) for j in range(n_chars)]
+    thresholds = [threshold for threshold, _ in chosen]
 
     raw = exact_accuracy(proba >= np.array(thresholds), Y)
     scores = {s: exact_accuracy(smooth(proba, times, s, thresholds, breaks), Y) for s in STRENGTHS}
@@ -113,4 +118,4 @@ def calibrate(X: np.ndarray, Y: np.ndarray, times_s: np.ndarray, make_head: Call
             "accuracy_raw": round(raw, 4),
             "accuracy_by_strength_s": {f"{s:g}": round(a, 4) for s, a in scores.items()},
             "strength_tolerance": round(tolerance, 4),
-            "threshold_tolerance": [round(t, 4) for t in threshold_tolerances]}
+            "threshold_tolerance": [round(tol, 4) for _, tol in chosen]}

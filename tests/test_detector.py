@@ -176,4 +176,3 @@ def test_training_and_scoring_print_nothing_but_their_results(tmp_path):
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "(40, 2)"
     assert "DT_HALF" not in run.stderr and "oneDNN" not in run.stderr, run.stderr
-
