@@ -25,3 +25,12 @@ def benchmark_args(doc: str, default_out: str,
     out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("SCREENTIME_CACHE", str(out / "cache"))
     return args, out, shared
+
+
+def cpu_model() -> str:
+    """This machine's CPU, as Linux names it (timings differ between CPUs: say which gave them)."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return "unknown"
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown")

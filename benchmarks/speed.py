@@ -7,7 +7,7 @@ On one generated video (default 5 minutes, 640x360, 25 fps) sampled at 1 frame p
   read the JPEGs back, resize with skimage.transform.resize, VGG16 features with predict();
   and for training, its dense head (25088 -> 1024 -> 3, 100 epochs) on 300 labelled frames;
 - the project's `predict` with a VGG16 backbone (float32, the default, and with
-  SCREENTIME_PRECISION=auto: bfloat16 on a CPU with AMX; the float32 one takes turns with the
+  SCREENTIME_PRECISION=auto: bfloat16 on a CPU with AMX or AVX-512 BF16; the float32 one takes turns with the
   tutorial's VGG16 step, --vgg-repeats times, medians) and with the default backbone, cold (no cache,
   shot detection on, as by default), and again warm (features and shots from the cache); the
   default `predict` also with --no-shots; `train` on 300 labelled frames;
@@ -15,6 +15,8 @@ On one generated video (default 5 minutes, 640x360, 25 fps) sampled at 1 frame p
   alone on those frames: the overhead baseline. The default predict's runs (with and without
   shots) and the baseline's are repeated (--repeats, interleaved) and their medians reported,
   and the overhead ratio also round by round (lowest, median, highest: timings on a shared machine vary);
+  a third variant fetches and shrinks the shot detector's looks but judges none: what shot detection
+  costs before PySceneDetect does any work (the floor for the overhead with shots on);
 - the same overhead runs on an H.264 copy of the video (libx264 through PyAV, which the test extra
   installs), since most real footage is H.264 and the generated video is MPEG-4 part 2, which
   decodes about twice as fast; skipped without PyAV;
@@ -48,6 +50,7 @@ DECODE_ALONE = "baseline: decode alone (grab/retrieve sampled frames)"
 MODEL_ALONE = "baseline: default backbone alone on those frames"
 TUTORIAL_VGG16 = "tutorial: VGG16 predict() (median of --vgg-repeats)"
 PROJECT_VGG16 = "project: predict, VGG16 (cold; median of --vgg-repeats)"
+LOOKS_NOT_JUDGED = "project: predict, default backbone, shot looks fetched and shrunk, none judged (cold)"
 VGG16_AUTO = "project: predict, VGG16, SCREENTIME_PRECISION=auto (cold)"
 
 
@@ -66,9 +69,24 @@ def interleaved_times(repeats: int, runs: dict) -> dict[str, list[float]]:
     return times
 
 
+def predict_looks_not_judged(video: Path, out: Path) -> None:
+    """The default predict with a shot detector that fetches and shrinks its looks as usual but
+    judges none (PySceneDetect never runs): the floor of what shot detection can cost here."""
+    from helpers.pipeline import predict
+    from helpers.shots import CutDetector
+
+    judge_all = CutDetector._judge_all
+    CutDetector._judge_all = lambda self, looks: None
+    try:
+        predict(video, out / "model_default", out / "pred_floor", 1.0)
+    finally:
+        CutDetector._judge_all = judge_all
+
+
 def overhead_runs(video: Path, out: Path, repeats: int) -> tuple[dict[str, list[float]], int]:
-    """The default predict cold (with and without shots) and its baseline, decode alone and model
-    alone, each run ``repeats`` times taking turns; and how many frames were sampled."""
+    """The default predict cold (with and without shots, and with looks not judged) and its
+    baseline, decode alone and model alone, each run ``repeats`` times taking turns; and how many
+    frames were sampled."""
     from helpers.backbones import ColourBackbone
     from helpers.pipeline import predict
     from helpers.video import sample_frames
@@ -80,6 +98,7 @@ def overhead_runs(video: Path, out: Path, repeats: int) -> tuple[dict[str, list[
             lambda: predict(video, out / "model_default", out / "pred_default", 1.0),
         "project: predict, default backbone, --no-shots (cold)":
             lambda: predict(video, out / "model_default", out / "pred_noshots", 1.0, shots=False),
+        LOOKS_NOT_JUDGED: lambda: predict_looks_not_judged(video, out),
         DECODE_ALONE: lambda: [f.index for f in sample_frames(video, 1.0)],
         MODEL_ALONE: lambda: backbone.features(images),
     })
@@ -188,13 +207,14 @@ def main() -> None:
 
     from helpers.fileio import write_csv
     from helpers.pipeline import predict, train
-    from helpers.precision import PRECISION_ENV, cpu_has_amx_bf16
+    from helpers.precision import PRECISION_ENV, cpu_bfloat16_flag
     from helpers.synthetic import make_cartoon
     from helpers.threads import requested_threads
+    from common import cpu_model
 
     video = out / f"video_{args.minutes:g}min_640x360.mp4"
     truth_csv = out / f"video_{args.minutes:g}min_truth.csv"
-    if not video.is_file():
+    if not (video.is_file() and truth_csv.is_file()):  # a run stopped between the two makes both again
         write_csv(make_cartoon(video, seconds=60 * args.minutes, fps=25, size=(640, 360), seed=7), truth_csv)
     import pandas as pd
 
@@ -229,7 +249,7 @@ def main() -> None:
     _, rows["project: train, default backbone, 300 frames (no cache)"] = timed(
         train, video, out / "labels_300.csv", out / "model_default")
     rows[PROJECT_VGG16] = statistics.median(vgg16[PROJECT_VGG16])
-    os.environ[PRECISION_ENV] = "auto"  # bfloat16 where the CPU has AMX (helpers.precision)
+    os.environ[PRECISION_ENV] = "auto"  # bfloat16 where the CPU multiplies it (helpers.precision)
     _, rows[VGG16_AUTO] = timed(predict, video, out / "model_vgg16", out / "pred_vgg16_auto", 1.0)
     del os.environ[PRECISION_ENV]
 
@@ -286,13 +306,17 @@ def main() -> None:
         f"overhead, round by round ({args.repeats} rounds): highest": max(per_round),
         "overhead without shot detection (--no-shots), for comparison":
             rows["project: predict, default backbone, --no-shots (cold)"] / baseline,
+        "overhead with the shot looks fetched and shrunk but none judged (the floor with shots on)":
+            rows[LOOKS_NOT_JUDGED] / baseline,
         **({"H.264 copy: overhead, project predict / (decode alone + model alone)":
                 rows["H.264 copy, project: predict, default backbone (cold)"] / h264_baseline,
             f"H.264 copy: overhead, round by round ({args.repeats} rounds): lowest": min(h264_round),
             f"H.264 copy: overhead, round by round ({args.repeats} rounds): median": statistics.median(h264_round),
             f"H.264 copy: overhead, round by round ({args.repeats} rounds): highest": max(h264_round),
             "H.264 copy: overhead without shot detection (--no-shots)":
-                rows["H.264 copy, project: predict, default backbone, --no-shots (cold)"] / h264_baseline}
+                rows["H.264 copy, project: predict, default backbone, --no-shots (cold)"] / h264_baseline,
+            "H.264 copy: overhead with the shot looks not judged (the floor)":
+                rows[f"H.264 copy, {LOOKS_NOT_JUDGED}"] / h264_baseline}
            if h264_round else {}),
         "warm cache: cold / warm (target >= 20)":
             rows["project: predict, default backbone (fills the cache)"] / rows["project: predict, default backbone (warm cache)"],
@@ -301,7 +325,8 @@ def main() -> None:
     facts = {"video": f"{args.minutes:g} min, 640x360, 25 fps, {len(truth)} frames; sampled 1 fps: {samples} frames",
              "long video": f"{args.long_minutes:g} min, 160x90, 25 fps", "cpu cores": os.cpu_count(),
              "H.264 copy": "the video re-encoded with libx264 (veryfast, CRF 23) through PyAV" if h264_round else "skipped (no PyAV)",
-             "SCREENTIME_PRECISION=auto": "bfloat16 (this CPU has AMX)" if cpu_has_amx_bf16() else "float32 (no AMX)",
+             "SCREENTIME_PRECISION=auto": f"bfloat16 (CPU flag {cpu_bfloat16_flag()})" if cpu_bfloat16_flag() else "float32 (no bfloat16 CPU flag)",
+             "cpu": cpu_model(),
              "tensorflow threads": f"one op at a time, {requested_threads() or 'one thread per core'} within an op"}
     lines = ["| stage | seconds |", "| --- | --- |"] + [f"| {k} | {v:.2f} |" for k, v in rows.items()]
     lines += ["", "| peak memory (RSS) of predict, default backbone | MB |", "| --- | --- |"]

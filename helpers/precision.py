@@ -1,14 +1,15 @@
 """Float32 or bfloat16 for Keras backbones: bfloat16 where the CPU multiplies it in hardware, if asked.
 
-CPUs with Intel AMX (Xeon Sapphire Rapids and later) multiply bfloat16 matrices in hardware, and
-TensorFlow's oneDNN kernels use it for convolutions run in Keras's ``mixed_bfloat16`` policy. On the
-project's machine (2 cores with AMX) that made VGG16 4.4x and SqueezeNet 2.6x faster, with features
-within 0.5% and 1.2% of float32 (relative distance; cosine similarity above 0.9998), while
-MobileNetV2, made of depthwise convolutions that AMX does not speed up, got 1.25x *slower*. On the
-accuracy benchmark SqueezeNet's cells moved by 0 to 2 points, 0.25 points lower on average
-(docs/speed.md), so float32 stays the default: ``SCREENTIME_PRECISION=auto`` runs a backbone in
-bfloat16 where it pays (a CPU with AMX, no GPU in use, no depthwise convolution in the network), and
-``bfloat16`` forces it. Features of the two precisions are cached apart.
+Some CPUs multiply bfloat16 in hardware: Intel AMX (Xeon Sapphire Rapids and later) and AVX-512
+BF16 (AMD Zen 4 and later, Intel Cooper Lake). TensorFlow's oneDNN kernels use it for convolutions
+run in Keras's ``mixed_bfloat16`` policy. On 2 cores, that made VGG16 4.4x and SqueezeNet 2.6x
+faster with AMX (a Xeon) and 2.0x and 1.8x with AVX-512 BF16 (an AMD EPYC), with features within
+0.5% and 1.2% of float32 (relative distance; cosine similarity above 0.9998), while MobileNetV2,
+made of depthwise convolutions, got 1.25-1.3x *slower* on both. On the accuracy benchmark
+SqueezeNet's cells moved by 0 to 2 points, 0.25 points lower on average (docs/speed.md), so float32
+stays the default: ``SCREENTIME_PRECISION=auto`` runs a backbone in bfloat16 where it pays (such a
+CPU, no GPU in use, no depthwise convolution in the network), and ``bfloat16`` forces it. Features
+of the two precisions are cached apart.
 """
 
 from __future__ import annotations
@@ -33,14 +34,19 @@ def requested_precision() -> str:
     return value
 
 
+#: Linux's CPU flags for hardware bfloat16 arithmetic that oneDNN uses: Intel AMX, AVX-512 BF16.
+BFLOAT16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
 @functools.lru_cache(maxsize=1)
-def cpu_has_amx_bf16() -> bool:
-    """Whether this CPU multiplies bfloat16 matrices in hardware (Linux's ``amx_bf16`` CPU flag)."""
+def cpu_bfloat16_flag() -> str | None:
+    """The flag by which this CPU multiplies bfloat16 in hardware (AMX first), or None."""
     try:
         text = Path("/proc/cpuinfo").read_text()
     except OSError:
-        return False
-    return any(line.startswith("flags") and " amx_bf16" in f" {line}" for line in text.splitlines())
+        return None
+    flags = {flag for line in text.splitlines() if line.startswith("flags") for flag in line.split(":", 1)[-1].split()}
+    return next((flag for flag in BFLOAT16_CPU_FLAGS if flag in flags), None)
 
 
 def _layers(model: Any) -> list[Any]:
@@ -53,7 +59,7 @@ def _layers(model: Any) -> list[Any]:
 
 
 def has_depthwise_convolutions(model: Any) -> bool:
-    """Whether the network uses depthwise convolutions (MobileNet, EfficientNet), which AMX does not speed up."""
+    """Whether the network uses depthwise convolutions (MobileNet, EfficientNet), which bfloat16 slows down."""
     return any(type(layer).__name__ in ("DepthwiseConv2D", "SeparableConv2D") for layer in _layers(model))
 
 
@@ -64,7 +70,7 @@ def choose_precision(model: Any) -> str:
         return requested
     import tensorflow as tf
 
-    if tf.config.list_logical_devices("GPU") or not cpu_has_amx_bf16() or has_depthwise_convolutions(model):
+    if tf.config.list_logical_devices("GPU") or not cpu_bfloat16_flag() or has_depthwise_convolutions(model):
         return "float32"
     return "bfloat16"
 

@@ -7,7 +7,7 @@ import pytest
 
 from helpers.backbones import keras_module, load_backbone
 from helpers.errors import UsageError
-from helpers.precision import PRECISION_ENV, choose_precision, cpu_has_amx_bf16
+from helpers.precision import PRECISION_ENV, choose_precision, cpu_bfloat16_flag
 from helpers.video import sample_frames
 
 
@@ -56,16 +56,16 @@ def test_float32_unless_asked(tmp_path, frames, monkeypatch):
     assert load_backbone(small_network(tmp_path / "net.keras")).precision == "float32"
 
 
-def test_auto_picks_bfloat16_only_with_amx_and_never_for_depthwise_networks(tmp_path, monkeypatch):
+def test_auto_picks_bfloat16_only_on_a_bfloat16_cpu_and_never_for_depthwise_networks(tmp_path, monkeypatch):
     monkeypatch.setenv(PRECISION_ENV, "auto")
     keras = keras_module()
     plain = keras.models.load_model(small_network(tmp_path / "plain.keras"))
     depthwise = keras.models.load_model(small_network(tmp_path / "dw.keras", depthwise=True))
-    assert choose_precision(depthwise) == "float32"  # MobileNet-like: AMX does not speed it up
+    assert choose_precision(depthwise) == "float32"  # MobileNet-like: bfloat16 slows it down
     import tensorflow as tf
 
     uses_gpu = bool(tf.config.list_logical_devices("GPU"))  # a GPU keeps float32
-    assert choose_precision(plain) == ("bfloat16" if cpu_has_amx_bf16() and not uses_gpu else "float32")
+    assert choose_precision(plain) == ("bfloat16" if cpu_bfloat16_flag() and not uses_gpu else "float32")
 
 
 def test_a_bad_setting_says_what_to_write(monkeypatch, tmp_path):
