@@ -5,7 +5,7 @@ BF16 (AMD Zen 4 and later, Intel Cooper Lake). TensorFlow's oneDNN kernels use i
 run in Keras's ``mixed_bfloat16`` policy. On 2 cores, that made VGG16 4.4x and SqueezeNet 2.6x
 faster with AMX (a Xeon) and 2.0x and 1.8x with AVX-512 BF16 (an AMD EPYC), with features within
 0.5% and 1.2% of float32 (relative distance; cosine similarity above 0.9998), while MobileNetV2,
-made of depthwise convolutions, got 1.25-1.3x *slower* on both. On the accuracy benchmark
+made of depthwise convolutions, got 1.2-1.3x *slower* on both. On the accuracy benchmark
 SqueezeNet's cells moved by 0 to 2 points, 0.25 points lower on average (docs/speed.md), so float32
 stays the default: ``SCREENTIME_PRECISION=auto`` runs a backbone in bfloat16 where it pays (such a
 CPU, no GPU in use, no depthwise convolution in the network), and ``bfloat16`` forces it. Features
@@ -38,15 +38,19 @@ def requested_precision() -> str:
 BFLOAT16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
+def bfloat16_flag_in(cpuinfo: str) -> str | None:
+    """The hardware-bfloat16 flag (AMX first) on the ``flags`` lines of ``/proc/cpuinfo`` text, or None."""
+    flags = {flag for line in cpuinfo.splitlines() if line.startswith("flags") for flag in line.split(":", 1)[-1].split()}
+    return next((flag for flag in BFLOAT16_CPU_FLAGS if flag in flags), None)
+
+
 @functools.lru_cache(maxsize=1)
 def cpu_bfloat16_flag() -> str | None:
-    """The flag by which this CPU multiplies bfloat16 in hardware (AMX first), or None."""
+    """The flag by which this CPU multiplies bfloat16 in hardware (AMX first), or None (not Linux too)."""
     try:
-        text = Path("/proc/cpuinfo").read_text()
+        return bfloat16_flag_in(Path("/proc/cpuinfo").read_text())
     except OSError:
         return None
-    flags = {flag for line in text.splitlines() if line.startswith("flags") for flag in line.split(":", 1)[-1].split()}
-    return next((flag for flag in BFLOAT16_CPU_FLAGS if flag in flags), None)
 
 
 def _layers(model: Any) -> list[Any]:

@@ -7,7 +7,7 @@ import pytest
 
 from helpers.backbones import keras_module, load_backbone
 from helpers.errors import UsageError
-from helpers.precision import PRECISION_ENV, choose_precision, cpu_bfloat16_flag
+from helpers.precision import PRECISION_ENV, bfloat16_flag_in, choose_precision, cpu_bfloat16_flag
 from helpers.video import sample_frames
 
 
@@ -72,3 +72,13 @@ def test_a_bad_setting_says_what_to_write(monkeypatch, tmp_path):
     monkeypatch.setenv(PRECISION_ENV, "half")
     with pytest.raises(UsageError, match="SCREENTIME_PRECISION must be one of float32, auto, bfloat16"):
         load_backbone(small_network(tmp_path / "net.keras"))
+
+
+def test_the_cpu_flags_that_mean_hardware_bfloat16():
+    xeon = "processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 amx_bf16 amx_tile\nbugs\t\t: spectre_v1\n"
+    zen4 = "flags\t\t: fpu avx2 avx512f avx512_bf16 avx512_vnni\n"
+    older = "flags\t\t: fpu avx2 avx512f avx512_vnni\nbugs\t\t: amx_bf16_in_a_bug_name\n"
+    assert bfloat16_flag_in(xeon) == "amx_bf16"  # AMX first: it gains twice as much
+    assert bfloat16_flag_in(zen4) == "avx512_bf16"
+    assert bfloat16_flag_in(older) is None  # only the flags line counts, and whole flags
+    assert bfloat16_flag_in("") is None
