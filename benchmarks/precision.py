@@ -31,9 +31,9 @@ from helpers.precision import PRECISION_ENV, cpu_bfloat16_flag  # noqa: E402
 BATCH = 32
 
 
-def features_and_seconds(load, images: list[np.ndarray], precision: str) -> tuple[np.ndarray, float, str]:
-    """Features of ``images`` from the backbone ``load()`` builds under ``precision``, the median
-    seconds of 3 passes (after a warm-up pass), and the precision the backbone ended up in."""
+def features_and_seconds(load, images: list[np.ndarray], precision: str) -> tuple[np.ndarray, float]:
+    """Features of ``images`` from the backbone ``load()`` builds under ``precision``, and the median
+    seconds of 3 passes (after a warm-up pass)."""
     os.environ[PRECISION_ENV] = precision
     backbone = load()
     prepared = [backbone.prepare(image) for image in images]
@@ -47,7 +47,7 @@ def features_and_seconds(load, images: list[np.ndarray], precision: str) -> tupl
         start = time.perf_counter()
         features = one_pass()
         seconds.append(time.perf_counter() - start)
-    return features, statistics.median(seconds), backbone.precision
+    return features, statistics.median(seconds)
 
 
 def main() -> None:
@@ -68,9 +68,10 @@ def main() -> None:
         backbones["SqueezeNet v1.1 file (ImageNet weights)"] = lambda: file_backbone(squeezenet)
     rows = []
     for name, load in backbones.items():
-        f32, s32, _ = features_and_seconds(load, images, "float32")
-        bf16, s16, _ = features_and_seconds(load, images, "bfloat16")
-        _, _, auto = features_and_seconds(load, images[:BATCH], "auto")
+        f32, s32 = features_and_seconds(load, images, "float32")
+        bf16, s16 = features_and_seconds(load, images, "bfloat16")
+        os.environ[PRECISION_ENV] = "auto"
+        auto = load().precision  # what auto picks is decided when the backbone is built: no features needed
         norms = np.linalg.norm(f32, axis=1) * np.linalg.norm(bf16, axis=1)
         cosine = (f32 * bf16).sum(axis=1) / np.maximum(norms, 1e-12)
         distance = np.linalg.norm(f32 - bf16, axis=1) / np.maximum(np.linalg.norm(f32, axis=1), 1e-12)
